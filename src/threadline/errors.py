@@ -1,0 +1,84 @@
+"""Errors threadline raises, each rendered as OpenAI's error envelope.
+
+    ThreadlineError                      500  api_error
+    ├── InvalidRequestError              400  invalid_request_error
+    │   ├── RunNotWaitingError           400  (submit_tool_outputs to a run not waiting)
+    │   └── ThreadBusyError              400  (thread has an active run)
+    ├── AuthenticationError              401  invalid_request_error / invalid_api_key
+    ├── NotFoundError                    404  invalid_request_error
+    ├── MethodNotAllowedError            405  invalid_request_error
+    ├── RequestTooLargeError             413  invalid_request_error
+    └── ConflictError                    409  invalid_request_error (lost a compare-and-set)
+
+Services raise these; one handler in ``threadline.app`` turns them into
+``{"error": {"message", "type", "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ThreadlineError(Exception):
+    status_code: ClassVar[int] = 500
+    error_type: ClassVar[str] = "api_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequestError(ThreadlineError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class ThreadBusyError(InvalidRequestError):
+    pass
+
+
+class RunNotWaitingError(InvalidRequestError):
+    pass
+
+
+class AuthenticationError(ThreadlineError):
+    status_code = 401
+    error_type = "invalid_request_error"
+
+
+class NotFoundError(ThreadlineError):
+    status_code = 404
+    error_type = "invalid_request_error"
+
+    @classmethod
+    def for_object(cls, kind: str, object_id: str, param: str | None = None) -> NotFoundError:
+        if kind == "file":  # the Files API kept its own wording
+            return cls(f"No such File object: {object_id}", param=param or "id")
+        return cls(f"No {kind} found with id '{object_id}'.", param=param)
+
+
+class MethodNotAllowedError(ThreadlineError):
+    status_code = 405
+    error_type = "invalid_request_error"
+
+
+class RequestTooLargeError(ThreadlineError):
+    status_code = 413
+    error_type = "invalid_request_error"
+
+
+class ConflictError(ThreadlineError):
+    status_code = 409
+    error_type = "invalid_request_error"

@@ -1,0 +1,99 @@
+"""All of threadline's settings, in one typed object read from ``THREADLINE_*``.
+
+Build it once (``Settings()``) at start-up and pass it down; no other module reads
+the environment. The README documents every field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ModelBackendName = Literal["local", "openai", "scripted"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_", extra="ignore")
+
+    # --- server -----------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    """SQLAlchemy async URL; default: SQLite at ``<data_dir>/threadline.db``."""
+    api_keys: str = ""
+    """Static keys, comma separated: ``KEY`` (project ``default``) or ``PROJECT:KEY``.
+    Keys made with ``threadline keys create`` live in the database and add to these."""
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    log_level: str = "info"
+
+    # --- runs -------------------------------------------------------------------
+    run_expires_seconds: int = Field(default=600, ge=1)
+    run_lease_seconds: float = Field(default=15.0, gt=0)
+    sweep_interval_seconds: float = Field(default=2.0, gt=0)
+    worker_concurrency: int = Field(default=32, ge=1)
+    poll_after_ms: int = Field(default=500, ge=0)
+
+    # --- models -----------------------------------------------------------------
+    model_backend: ModelBackendName | None = None
+    """Which backend runs models; default ``openai`` when ``openai_base_url`` is set,
+    else ``local``."""
+    model_map: str = ""
+    """Requested-name to served-name mapping, ``gpt-4o=llama3,gpt-4o-mini=qwen``."""
+    openai_base_url: str | None = None
+    openai_api_key: str = "not-needed"
+    openai_max_retries: int = Field(default=3, ge=0)
+    openai_timeout_seconds: float = Field(default=600.0, gt=0)
+    openai_context_window: int = Field(default=128_000, ge=256)
+    local_model: Literal["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"] = "qwen2.5-coder-0.5b"
+    local_model_path: Path | None = None
+    """Any GGUF file of your own; skips the assembly of the shipped weights."""
+    local_context_window: int = Field(default=8192, ge=512)
+    local_threads: int | None = None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'threadline.db').resolve()}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def resolved_model_backend(self) -> ModelBackendName:
+        if self.model_backend is not None:
+            return self.model_backend
+        return "openai" if self.openai_base_url else "local"
+
+    def static_keys(self) -> dict[str, str]:
+        """Static API keys mapped to their project ids."""
+        keys: dict[str, str] = {}
+        for raw in self.api_keys.split(","):
+            entry = raw.strip()
+            if not entry:
+                continue
+            project, sep, key = entry.partition(":")
+            if sep and project and key:
+                keys[key] = project
+            else:
+                keys[entry] = "default"
+        return keys
+
+    def model_mapping(self) -> dict[str, str]:
+        mapping: dict[str, str] = {}
+        for raw in self.model_map.split(","):
+            requested, sep, served = raw.strip().partition("=")
+            if sep and requested.strip() and served.strip():
+                mapping[requested.strip()] = served.strip()
+        return mapping

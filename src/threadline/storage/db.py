@@ -1,0 +1,167 @@
+"""The database: one async engine, read and write transactions, migrations.
+
+SQLite gets WAL, a busy timeout, foreign keys and ``BEGIN IMMEDIATE`` for every
+write transaction, so that concurrent read-modify-write never loses an update.
+PostgreSQL gets the same code over asyncpg; there, a write transaction locks the rows
+it reads through a ``Repository`` (see ``in_write``) for the same guarantee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, make_url, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from threadline.storage import inline_sqlite
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_WRITE = "threadline_write"
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` and ``sqlite://`` URLs and pick the async driver."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def in_write(conn: AsyncConnection) -> bool:
+    """Whether ``conn`` runs a ``Database.write()`` transaction."""
+    sync = conn.sync_connection
+    return sync is not None and bool(sync.get_execution_options().get(_WRITE, False))
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30}
+            database = make_url(self.url).database
+            if database and database != ":memory:" and "?" not in self.url:
+                kwargs["async_creator"] = inline_sqlite.connector(database, timeout=30)
+        else:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WriterTurn] = (
+            weakref.WeakKeyDictionary()
+        )
+        if self.is_sqlite:
+            self._prepare_sqlite()
+
+    def _prepare_sqlite(self) -> None:
+        sync_engine = self.engine.sync_engine
+
+        @event.listens_for(sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take over transaction control from the driver so that BEGIN is ours.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(sync_engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get(_WRITE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read transaction (a consistent snapshot on both engines)."""
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on success, rolled back on any error.
+
+        No concurrent read-modify-write loses an update: SQLite runs one write
+        transaction at a time (``BEGIN IMMEDIATE``); on PostgreSQL the rows a
+        ``Repository`` reads in it are locked until commit (``FOR NO KEY UPDATE``).
+
+        On SQLite the write transactions of this process also queue up here, in
+        order, before ``BEGIN IMMEDIATE``: SQLite's own busy handler would make them
+        poll for the lock with sleeps of up to 100 ms each."""
+        async with self._write_turn(), self.engine.connect() as conn:
+            await conn.execution_options(**{_WRITE: True})
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        if not self.is_sqlite:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        turn = self._writers.get(loop)
+        if turn is None:
+            turn = self._writers[loop] = _WriterTurn()
+        async with turn:
+            yield
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent, safe to race)."""
+        if self.is_sqlite:
+            path = self.engine.url.database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        async with self.write() as conn:
+            if not self.is_sqlite:
+                # Several servers may start at once; one migrates, the others wait.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(74201)"))
+            await conn.run_sync(_upgrade)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class _WriterTurn:
+    """One SQLite writer at a time in this event loop, first come first served.
+
+    A task that asks again while it holds the turn (a write transaction inside
+    another) is refused at once: SQLite would only deadlock it until the busy timeout."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._holder: asyncio.Task[Any] | None = None
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and task is self._holder:
+            raise RuntimeError("a write transaction cannot open another one")
+        await self._lock.acquire()
+        self._holder = task
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._holder = None
+        self._lock.release()
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def _upgrade(sync_conn: Connection) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = sync_conn
+    command.upgrade(cfg, "head")

@@ -1,0 +1,165 @@
+"""Runs and run steps in storage. Every status change is a compare-and-set:
+``UPDATE runs … WHERE id = :id AND status = :seen``; losing the race raises
+``ConflictError`` and the whole transaction rolls back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from threadline.domain.run_status import RunStatus
+from threadline.errors import ConflictError
+from threadline.storage import tables
+from threadline.storage.repository import Repository
+
+runs = Repository(tables.runs, "run")
+steps = Repository(tables.run_steps, "run step")
+messages = Repository(tables.messages, "message")
+R = tables.runs.c
+ST = tables.run_steps.c
+M = tables.messages.c
+
+# The statements every run executes, built once: building one anew for each call
+# costs more than SQLAlchemy's cached compilation and the query together.
+_RUN_ROW = sa.select(
+    R.id,
+    R.project_id,
+    R.status,
+    R.lease_owner,
+    R.attempts,
+    R.prompt_tokens,
+    R.completion_tokens,
+    R.data,
+).where(R.id == sa.bindparam("run_id"))
+_RUN_ROW_LOCKED = _RUN_ROW.with_for_update()
+_SAVE_RUN = tables.runs.update().where(
+    R.id == sa.bindparam("_run_id"), R.status == sa.bindparam("_seen")
+)
+_STEPS_OF = sa.select(ST.data).where(ST.run_id == sa.bindparam("run_id")).order_by(ST.seq)
+_SAVE_STEP = (
+    tables.run_steps.update()
+    .where(ST.id == sa.bindparam("step_id"))
+    .values(data=sa.bindparam("step_data"))
+)
+_RUN_MESSAGES = sa.select(M.data).where(M.run_id == sa.bindparam("run_id")).order_by(M.seq)
+_SAVE_MESSAGE = (
+    tables.messages.update()
+    .where(M.id == sa.bindparam("message_id"))
+    .values(data=sa.bindparam("message_data"))
+)
+_THREAD_HISTORY = (
+    sa.select(M.data)
+    .where(
+        M.thread_id == sa.bindparam("thread_id"),
+        sa.or_(M.run_id.is_(None), M.run_id != sa.bindparam("exclude_run")),
+    )
+    .order_by(M.seq)
+)
+
+
+async def lock_run(conn: AsyncConnection, run_id: str) -> Any:
+    """The run's row, locked for this transaction (SQLite: by BEGIN IMMEDIATE)."""
+    query = _RUN_ROW_LOCKED if conn.dialect.name == "postgresql" else _RUN_ROW
+    return (await conn.execute(query, {"run_id": run_id})).first()
+
+
+async def save_run(
+    conn: AsyncConnection, data: dict[str, Any], seen: RunStatus | str, **columns: Any
+) -> dict[str, Any]:
+    """Write ``data`` (and its status) if the run still has status ``seen``."""
+    if any(isinstance(value, sa.ClauseElement) for value in columns.values()):
+        result = await conn.execute(
+            tables.runs.update()
+            .where(R.id == data["id"], R.status == str(seen))
+            .values(data=data, status=data["status"], **columns)
+        )
+    else:  # the SET clause comes from the parameters' names
+        params = {"_run_id": data["id"], "_seen": str(seen), "data": data}
+        params.update(status=data["status"], **columns)
+        result = await conn.execute(_SAVE_RUN, params)
+    if result.rowcount != 1:
+        raise ConflictError(
+            f"Run {data['id']} changed while it was being updated.", code="run_conflict"
+        )
+    return data
+
+
+async def run_ids_with_status(
+    conn: AsyncConnection, statuses: Iterable[RunStatus], **filters: Any
+) -> list[str]:
+    query = sa.select(R.id).where(R.status.in_([str(s) for s in statuses]))
+    for name, clause in filters.items():
+        if name == "lease_before":
+            query = query.where(sa.or_(R.lease_expires_at.is_(None), R.lease_expires_at < clause))
+        elif name == "expires_before":
+            query = query.where(R.expires_at.is_not(None), R.expires_at <= clause)
+    return list((await conn.execute(query.order_by(R.seq))).scalars())
+
+
+async def steps_of(conn: AsyncConnection, run_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(_STEPS_OF, {"run_id": run_id})
+    return [dict(row.data) for row in rows]
+
+
+async def save_step(conn: AsyncConnection, project_id: str, data: dict[str, Any]) -> None:
+    await conn.execute(_SAVE_STEP, {"step_id": data["id"], "step_data": data})
+
+
+async def insert_step(conn: AsyncConnection, project_id: str, data: dict[str, Any]) -> None:
+    await steps.insert(conn, project_id, data, run_id=data["run_id"], thread_id=data["thread_id"])
+
+
+async def run_messages(conn: AsyncConnection, run_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(_RUN_MESSAGES, {"run_id": run_id})
+    return [dict(row.data) for row in rows]
+
+
+async def save_message(conn: AsyncConnection, data: dict[str, Any]) -> None:
+    await conn.execute(_SAVE_MESSAGE, {"message_id": data["id"], "message_data": data})
+
+
+async def insert_message(conn: AsyncConnection, project_id: str, data: dict[str, Any]) -> None:
+    await messages.insert(
+        conn, project_id, data, thread_id=data["thread_id"], run_id=data["run_id"]
+    )
+
+
+async def delete_unfinished_output(conn: AsyncConnection, run_id: str) -> None:
+    """Forget what a lost attempt left half-made: steps and messages still
+    ``in_progress`` whose run is about to be tried again."""
+    await conn.execute(
+        tables.run_steps.delete().where(
+            ST.run_id == run_id, ST.id.in_(_in_progress_step_ids(run_id))
+        )
+    )
+    unfinished = [m["id"] for m in await run_messages(conn, run_id) if m["status"] == "in_progress"]
+    if unfinished:
+        await conn.execute(tables.messages.delete().where(M.id.in_(unfinished)))
+
+
+def _in_progress_step_ids(run_id: str) -> sa.Select[tuple[str]]:
+    # JSON status lives in `data`; compare in Python-agnostic SQL via the JSON path.
+    return sa.select(ST.id).where(
+        ST.run_id == run_id, ST.data["status"].as_string() == "in_progress"
+    )
+
+
+async def thread_history(
+    conn: AsyncConnection, thread_id: str, exclude_run: str
+) -> list[dict[str, Any]]:
+    """The thread's messages in order, without those the given run made."""
+    rows = await conn.execute(_THREAD_HISTORY, {"thread_id": thread_id, "exclude_run": exclude_run})
+    return [dict(row.data) for row in rows]
+
+
+async def renew_lease(conn: AsyncConnection, run_id: str, owner: str, until: float) -> bool:
+    """Extend ``owner``'s lease on an executing run; False if it is no longer theirs."""
+    result = await conn.execute(
+        tables.runs.update()
+        .where(R.id == run_id, R.lease_owner == owner, R.status == str(RunStatus.IN_PROGRESS))
+        .values(lease_expires_at=until)
+    )
+    return bool(result.rowcount == 1)

@@ -1,0 +1,136 @@
+"""The schema. Each API object is a row: the columns storage filters, orders and
+compare-and-sets on, plus ``data``, the object's remaining wire fields as JSON.
+
+``seq`` is a monotonic row number: lists order by it, so objects created in the
+same second keep a stable order.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _seq() -> sa.Column[int]:
+    return sa.Column("seq", Seq, primary_key=True, autoincrement=True)
+
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(128), nullable=False, index=True),
+    sa.Column("name", sa.String(256), nullable=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("key_hint", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+assistants = sa.Table(
+    "assistants",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_assistants_project_seq", "project_id", "seq"),
+)
+
+threads = sa.Table(
+    "threads",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_threads_project_seq", "project_id", "seq"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(128), nullable=False),
+    sa.Column(
+        "thread_id",
+        sa.String(64),
+        sa.ForeignKey("threads.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_messages_thread_seq", "thread_id", "seq"),
+    sa.Index("ix_messages_run", "run_id"),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(128), nullable=False),
+    sa.Column("purpose", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_files_project_seq", "project_id", "seq"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(128), nullable=False),
+    sa.Column(
+        "thread_id",
+        sa.String(64),
+        sa.ForeignKey("threads.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_runs_thread_seq", "thread_id", "seq"),
+    sa.Index("ix_runs_status", "status"),
+)
+
+run_steps = sa.Table(
+    "run_steps",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(128), nullable=False),
+    sa.Column(
+        "run_id",
+        sa.String(64),
+        sa.ForeignKey("runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_run_steps_run_seq", "run_id", "seq"),
+)
