@@ -1,0 +1,118 @@
+"""/v1/threads/{thread_id}/runs and /v1/threads/runs"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+
+from threadline.api.deps import PageDep, ProjectDep, ServicesDep
+from threadline.api.requests import JSONRoute
+from threadline.api.streaming import run_stream, snapshot_events
+from threadline.domain.run_status import RunStatus
+from threadline.schemas.common import ListResponse
+from threadline.schemas.run import (
+    CreateRunRequest,
+    CreateThreadAndRunRequest,
+    ModifyRunRequest,
+    Run,
+    SubmitToolOutputsRequest,
+)
+
+router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["Assistants"], route_class=JSONRoute)
+thread_and_run = APIRouter(tags=["Assistants"], route_class=JSONRoute)
+Include = Annotated[list[str] | None, Query(alias="include[]")]
+
+
+@thread_and_run.post("/threads/runs", response_model=Run)
+async def create_thread_and_run(
+    body: CreateThreadAndRunRequest, project: ProjectDep, services: ServicesDep
+) -> Any:
+    _, run = await services.runs.create_thread_and_run(project, body)
+    return run_stream(services.bus, run["id"]) if body.stream else run
+
+
+@router.post("", response_model=Run)
+async def create_run(
+    thread_id: str,
+    body: CreateRunRequest,
+    project: ProjectDep,
+    services: ServicesDep,
+    include: Include = None,
+) -> Any:
+    run = await services.runs.create(project, thread_id, body)
+    return run_stream(services.bus, run["id"]) if body.stream else run
+
+
+@router.get("", response_model=ListResponse[Run])
+async def list_runs(
+    thread_id: str, page: PageDep, project: ProjectDep, services: ServicesDep
+) -> Any:
+    return (await services.runs.list(project, thread_id, page)).envelope()
+
+
+@router.get("/{run_id}", response_model=Run)
+async def get_run(
+    thread_id: str, run_id: str, response: Response, project: ProjectDep, services: ServicesDep
+) -> Any:
+    run = await services.runs.retrieve(project, thread_id, run_id)
+    if not RunStatus(run["status"]).is_terminal:
+        response.headers["openai-poll-after-ms"] = str(services.settings.poll_after_ms)
+    return run
+
+
+@router.post("/{run_id}", response_model=Run)
+async def modify_run(
+    thread_id: str,
+    run_id: str,
+    body: ModifyRunRequest,
+    project: ProjectDep,
+    services: ServicesDep,
+) -> Any:
+    return await services.runs.modify(project, thread_id, run_id, body)
+
+
+@router.post("/{run_id}/cancel", response_model=Run)
+async def cancel_run(
+    thread_id: str, run_id: str, project: ProjectDep, services: ServicesDep
+) -> Any:
+    return await services.runs.cancel(project, thread_id, run_id)
+
+
+@router.post("/{run_id}/submit_tool_outputs", response_model=Run)
+async def submit_tool_outputs(
+    thread_id: str,
+    run_id: str,
+    body: SubmitToolOutputsRequest,
+    project: ProjectDep,
+    services: ServicesDep,
+) -> Any:
+    after = await services.bus.last_seq(run_id)
+    run = await services.runs.submit_tool_outputs(project, thread_id, run_id, body)
+    return run_stream(services.bus, run_id, after) if body.stream else run
+
+
+@router.get("/{run_id}/events", response_model=None)
+async def resume_stream(
+    thread_id: str,
+    run_id: str,
+    project: ProjectDep,
+    services: ServicesDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> Any:
+    """Not in OpenAI's API: the run's event stream from after ``Last-Event-ID``
+    (or ``?after=N``); 0 replays from the start."""
+    run = await services.runs.retrieve(project, thread_id, run_id)
+    cursor = after if after is not None else _event_id(last_event_id)
+    last = await services.bus.last_seq(run_id)
+    status = RunStatus(run["status"])
+    if last <= cursor and (status.is_terminal or status == RunStatus.REQUIRES_ACTION):
+        # Seen to the end: nothing but `done`; a buffer that is gone: the stored run.
+        lead = [] if 0 < last == cursor else snapshot_events(cursor + 1, run)
+        return run_stream(services.bus, run_id, cursor, lead)
+    return run_stream(services.bus, run_id, cursor)
+
+
+def _event_id(raw: str | None) -> int:
+    return int(raw) if raw and raw.strip().isdigit() else 0

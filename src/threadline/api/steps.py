@@ -1,0 +1,41 @@
+"""/v1/threads/{thread_id}/runs/{run_id}/steps"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from threadline.api.deps import PageDep, ProjectDep, ServicesDep
+from threadline.api.requests import JSONRoute
+from threadline.schemas.common import ListResponse
+from threadline.schemas.run import RunStep
+
+router = APIRouter(
+    prefix="/threads/{thread_id}/runs/{run_id}/steps", tags=["Assistants"], route_class=JSONRoute
+)
+Include = Annotated[list[str] | None, Query(alias="include[]")]
+
+
+@router.get("", response_model=ListResponse[RunStep])
+async def list_run_steps(
+    thread_id: str,
+    run_id: str,
+    page: PageDep,
+    project: ProjectDep,
+    services: ServicesDep,
+    include: Include = None,
+) -> Any:
+    return (await services.runs.list_steps(project, thread_id, run_id, page)).envelope()
+
+
+@router.get("/{step_id}", response_model=RunStep)
+async def get_run_step(
+    thread_id: str,
+    run_id: str,
+    step_id: str,
+    project: ProjectDep,
+    services: ServicesDep,
+    include: Include = None,
+) -> Any:
+    return await services.runs.retrieve_step(project, thread_id, run_id, step_id)

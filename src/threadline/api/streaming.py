@@ -1,0 +1,48 @@
+"""Server-sent events for runs: ``id:`` / ``event:`` / ``data:`` frames, then
+``event: done`` / ``data: [DONE]`` once the run pauses or ends. A client that
+goes away only ends its own stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi.responses import StreamingResponse
+
+from threadline.engine.events import DONE_SSE, SEGMENT_END, Event, EventBus
+from threadline.engine.lifecycle import error_payload
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def _frames(
+    bus: EventBus, run_id: str, after: int, lead: list[Event] | None
+) -> AsyncIterator[str]:
+    if lead is not None:  # the whole stream, without waiting for more
+        yield "".join(event.sse() for event in lead) + DONE_SSE
+        return
+    # The events that are there go out together, in one write.
+    async for batch in bus.subscribe_batches(run_id, after):
+        frames = []
+        for event in batch:
+            frames.append(event.sse())
+            if event.name in SEGMENT_END:
+                yield "".join(frames) + DONE_SSE
+                return
+        yield "".join(frames)
+
+
+def run_stream(
+    bus: EventBus, run_id: str, after: int = 0, lead: list[Event] | None = None
+) -> StreamingResponse:
+    return StreamingResponse(
+        _frames(bus, run_id, after, lead), media_type="text/event-stream", headers=HEADERS
+    )
+
+
+def snapshot_events(seq: int, run: dict[str, Any]) -> list[Event]:
+    """The stored run as its status event(s), for a stream whose buffer is gone."""
+    events = [Event.of(seq, f"thread.run.{run['status']}", run)]
+    if run["status"] == "failed":
+        events.append(Event.of(seq + 1, "error", error_payload(run.get("last_error"))))
+    return events

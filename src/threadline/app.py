@@ -1,0 +1,59 @@
+"""The ASGI application: routers under ``/v1``, error envelopes, start-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from threadline import __version__
+from threadline.api import assistants, errors, files, messages, runs, steps, threads
+from threadline.api.limits import BodySizeLimit
+from threadline.api.requests import RefuseUnstorableURL
+from threadline.services.container import Services
+from threadline.settings import Settings
+
+log = logging.getLogger("threadline")
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or Settings()
+    built = services or Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await built.start()
+        if await built.keys.dev_mode():
+            log.warning(
+                "no API keys configured: single-user development mode, every request "
+                "belongs to project 'default' (create a key with `threadline keys create`)"
+            )
+        try:
+            yield
+        finally:
+            await built.aclose()
+
+    app = FastAPI(
+        title="threadline",
+        version=__version__,
+        description="A self-hosted server for the OpenAI Assistants API v2.",
+        lifespan=lifespan,
+    )
+    app.state.services = built
+    errors.install(app)
+    # `/threads/runs` must come before `/threads/{thread_id}`.
+    app.include_router(runs.thread_and_run, prefix="/v1")
+    for module in (assistants, threads, messages, runs, steps, files):
+        app.include_router(module.router, prefix="/v1")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(
+        BodySizeLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes
+    )
+    app.add_middleware(RefuseUnstorableURL)
+    return app

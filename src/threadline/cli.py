@@ -1,0 +1,96 @@
+"""The ``threadline`` command: serve, migrate, keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from threadline.services.container import Services
+from threadline.settings import Settings
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from threadline.app import create_app
+
+    if args.host:
+        settings.host = args.host
+    if args.port is not None:
+        settings.port = args.port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+async def _migrate(settings: Settings) -> None:
+    services = Services.build(settings)
+    try:
+        await services.db.migrate()
+    finally:
+        await services.aclose()
+    print(f"schema is up to date ({settings.resolved_database_url.split('://')[0]})")
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> None:
+    services = Services.build(settings)
+    try:
+        await services.db.migrate()
+        if args.keys_command == "create":
+            key = await services.keys.create(args.project, args.name)
+            print(json.dumps({"id": key.id, "project_id": key.project_id, "key": key.key}))
+        elif args.keys_command == "list":
+            for row in await services.keys.list():
+                print(json.dumps(row))
+        else:
+            await services.keys.revoke(args.key_id)
+            print(f"revoked {args.key_id}")
+    finally:
+        await services.aclose()
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="threadline", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API server (migrates first)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="make a key for a project")
+    create.add_argument("--project", default="default")
+    create.add_argument("--name", default=None)
+    keys_sub.add_parser("list", help="list keys (never the secret)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        return _serve(settings, args)
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    else:
+        asyncio.run(_keys(settings, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Files: upload, retrieve, list, delete, download. Bytes go to a ``BlobStore``;
+the row is written only after the bytes are safely stored, and a failed insert
+removes them again."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, BinaryIO
+
+from threadline.domain.clock import now
+from threadline.domain.ids import new_id
+from threadline.errors import InvalidRequestError
+from threadline.schemas.file import UPLOAD_PURPOSES
+from threadline.storage import tables
+from threadline.storage.blobs import BlobStore
+from threadline.storage.db import Database
+from threadline.storage.repository import Page, PageParams, Repository
+
+repo = Repository(tables.files, "file")
+MAX_FILENAME_CHARS = 512
+
+
+class FileService:
+    def __init__(self, db: Database, blobs: BlobStore, max_bytes: int) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.max_bytes = max_bytes
+
+    async def upload(
+        self, project: str, filename: str, purpose: str, source: BinaryIO
+    ) -> dict[str, Any]:
+        if purpose not in UPLOAD_PURPOSES:
+            raise InvalidRequestError(
+                f"Invalid value: '{purpose}'. Supported values are: "
+                + ", ".join(f"'{p}'" for p in UPLOAD_PURPOSES[:-1])
+                + f", and '{UPLOAD_PURPOSES[-1]}'.",
+                param="purpose",
+                code="invalid_value",
+            )
+        name = filename.replace("\\", "/").rsplit("/", 1)[-1].replace("\x00", "").strip()
+        name = name or "upload"
+        if len(name) > MAX_FILENAME_CHARS:
+            raise InvalidRequestError(
+                f"The file name may be at most {MAX_FILENAME_CHARS} characters.",
+                param="file",
+                code="invalid_value",
+            )
+        file_id = new_id("file")
+        size = await self.blobs.put(file_id, source, self.max_bytes)
+        data: dict[str, Any] = {
+            "id": file_id,
+            "object": "file",
+            "bytes": size,
+            "created_at": now(),
+            "expires_at": None,
+            "filename": name,
+            "purpose": purpose,
+            "status": "processed",
+            "status_details": None,
+        }
+        try:
+            async with self.db.write() as conn:
+                await repo.insert(conn, project, data, purpose=purpose)
+        except BaseException:
+            await self.blobs.delete(file_id)
+            raise
+        return data
+
+    async def retrieve(self, project: str, file_id: str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            return await repo.get(conn, project, file_id)
+
+    async def list(self, project: str, params: PageParams, purpose: str | None) -> Page:
+        scope: dict[str, Any] = {"purpose": purpose} if purpose else {}
+        async with self.db.read() as conn:
+            return await repo.page(conn, project, params, **scope)
+
+    async def delete(self, project: str, file_id: str) -> dict[str, Any]:
+        async with self.db.write() as conn:
+            await repo.delete(conn, project, file_id)
+        await self.blobs.delete(file_id)
+        return {"id": file_id, "object": "file", "deleted": True}
+
+    async def content(
+        self, project: str, file_id: str
+    ) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
+        data = await self.retrieve(project, file_id)
+        return data, self.blobs.read(file_id)

@@ -1,0 +1,111 @@
+"""API keys: each belongs to a project. Only a hash of a key is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from threadline.domain.clock import now
+from threadline.domain.ids import new_id
+from threadline.errors import AuthenticationError, NotFoundError
+from threadline.storage import tables
+from threadline.storage.db import Database
+
+DEV_PROJECT = "default"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewKey:
+    id: str
+    project_id: str
+    key: str
+
+
+class KeyService:
+    """Creates, lists and revokes keys, and tells which project a key belongs to.
+
+    With no key anywhere (no static key, none in the database) the server runs in
+    single-user development mode: every request belongs to project ``default``.
+    """
+
+    def __init__(self, db: Database, static_keys: dict[str, str], ttl: float = 5.0) -> None:
+        self.db = db
+        self.static = {hash_key(k): project for k, project in static_keys.items()}
+        self.ttl = ttl
+        self._stored: dict[str, str] = {}
+        self._loaded_at = float("-inf")
+
+    async def create(self, project_id: str, name: str | None = None) -> NewKey:
+        key = "sk-tl-" + secrets.token_urlsafe(32)
+        key_id = new_id("key", 16).replace("sk-tl-", "key_")
+        async with self.db.write() as conn:
+            await conn.execute(
+                tables.api_keys.insert().values(
+                    id=key_id,
+                    project_id=project_id,
+                    name=name,
+                    key_hash=hash_key(key),
+                    key_hint=key[:6] + "…" + key[-4:],
+                    created_at=now(),
+                )
+            )
+        self._loaded_at = float("-inf")
+        return NewKey(key_id, project_id, key)
+
+    async def list(self) -> list[dict[str, Any]]:
+        c = tables.api_keys.c
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(c.id, c.project_id, c.name, c.key_hint, c.created_at).order_by(c.seq)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    async def revoke(self, key_id: str) -> None:
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                tables.api_keys.delete().where(tables.api_keys.c.id == key_id)
+            )
+        if result.rowcount == 0:
+            raise NotFoundError.for_object("key", key_id)
+        self._loaded_at = float("-inf")
+
+    async def _stored_keys(self) -> dict[str, str]:
+        if time.monotonic() - self._loaded_at > self.ttl:
+            c = tables.api_keys.c
+            async with self.db.read() as conn:
+                rows = await conn.execute(sa.select(c.key_hash, c.project_id))
+                self._stored = {row.key_hash: row.project_id for row in rows}
+            self._loaded_at = time.monotonic()
+        return self._stored
+
+    async def dev_mode(self) -> bool:
+        return not self.static and not await self._stored_keys()
+
+    async def project_for(self, authorization: str | None) -> str:
+        if await self.dev_mode():
+            return DEV_PROJECT
+        scheme, _, key = (authorization or "").partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise AuthenticationError(
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                code="missing_api_key",
+            )
+        digest = hash_key(key)
+        project = self.static.get(digest) or (await self._stored_keys()).get(digest)
+        if project is None:
+            hint = key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "****"
+            raise AuthenticationError(
+                f"Incorrect API key provided: {hint}.", code="invalid_api_key"
+            )
+        return project

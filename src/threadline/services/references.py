@@ -1,0 +1,58 @@
+"""Checks that ids named inside a request (files, tool resources) exist for the
+caller's project, so that no object is stored pointing at nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from threadline.errors import InvalidRequestError
+from threadline.schemas.tools import ToolResources
+from threadline.storage import tables
+
+
+class References:
+    async def check_files(
+        self, conn: AsyncConnection, project: str, file_ids: Iterable[str], param: str
+    ) -> None:
+        wanted = set(file_ids)
+        if not wanted:
+            return
+        found = set(
+            (
+                await conn.execute(
+                    sa.select(tables.files.c.id).where(
+                        tables.files.c.project_id == project, tables.files.c.id.in_(wanted)
+                    )
+                )
+            ).scalars()
+        )
+        missing = sorted(wanted - found)
+        if missing:
+            raise InvalidRequestError(
+                f"Invalid '{param}': no file with id '{missing[0]}'.",
+                param=param,
+                code="invalid_file_id",
+            )
+
+    async def check_tool_resources(
+        self, conn: AsyncConnection, project: str, resources: ToolResources | None
+    ) -> None:
+        if resources is None:
+            return
+        if resources.code_interpreter is not None:
+            await self.check_files(
+                conn,
+                project,
+                resources.code_interpreter.file_ids,
+                "tool_resources.code_interpreter.file_ids",
+            )
+        if resources.file_search is not None and resources.file_search.vector_stores:
+            raise InvalidRequestError(
+                "Creating vector stores through 'tool_resources.file_search.vector_stores' "
+                "is not supported yet; create the vector store first and pass its id.",
+                param="tool_resources.file_search.vector_stores",
+                code="unsupported_parameter",
+            )

@@ -1,0 +1,316 @@
+"""Runs: create (also with a new thread), retrieve, list, modify, cancel, submit
+tool outputs, and the run steps. Execution itself is the engine's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from threadline.domain.clock import now
+from threadline.domain.ids import new_id
+from threadline.domain.run_status import RunStatus
+from threadline.engine.events import EventBus
+from threadline.engine.lifecycle import Lifecycle, settle_usage
+from threadline.errors import InvalidRequestError, RunNotWaitingError
+from threadline.models.base import ModelBackend
+from threadline.queue.base import RunQueue
+from threadline.schemas.run import (
+    CreateRunRequest,
+    CreateThreadAndRunRequest,
+    ModifyRunRequest,
+    RunOptions,
+    SubmitToolOutputsRequest,
+)
+from threadline.schemas.thread import CreateThreadRequest
+from threadline.schemas.tools import dump_response_format
+from threadline.services import assistants, messages
+from threadline.services.references import References
+from threadline.services.threads import ThreadService
+from threadline.services.threads import repo as thread_repo
+from threadline.settings import Settings
+from threadline.storage import runs as store
+from threadline.storage.db import Database
+from threadline.storage.repository import Page, PageParams
+
+S = RunStatus
+
+
+class RunService:
+    def __init__(
+        self,
+        db: Database,
+        refs: References,
+        threads: ThreadService,
+        lifecycle: Lifecycle,
+        queue: RunQueue,
+        backend: ModelBackend,
+        settings: Settings,
+    ) -> None:
+        self.db = db
+        self.refs = refs
+        self.threads = threads
+        self.lifecycle = lifecycle
+        self.bus: EventBus = lifecycle.bus
+        self.queue = queue
+        self.backend = backend
+        self.settings = settings
+
+    # --- creation -----------------------------------------------------------------
+
+    async def _new_run(
+        self,
+        conn: AsyncConnection,
+        project: str,
+        thread_id: str,
+        req: RunOptions,
+        additional_instructions: str | None = None,
+    ) -> dict[str, Any]:
+        assistant = await assistants.repo.get(conn, project, req.assistant_id, param="assistant_id")
+        tools = (
+            [t.model_dump(exclude_none=True) for t in req.tools]
+            if req.tools is not None
+            else assistant["tools"]
+        )
+        tool_choice: Any = req.tool_choice if req.tool_choice is not None else "auto"
+        if not isinstance(tool_choice, str):
+            tool_choice = tool_choice.model_dump(exclude_none=True)
+            _check_named_tool(tool_choice, tools)
+        instructions = (
+            req.instructions if req.instructions is not None else assistant["instructions"]
+        )
+        instructions = "\n\n".join(p for p in (instructions, additional_instructions) if p)
+        created = now()
+        pick = _first_set
+        run: dict[str, Any] = {
+            "id": new_id("run"),
+            "object": "thread.run",
+            "created_at": created,
+            "thread_id": thread_id,
+            "assistant_id": assistant["id"],
+            "status": str(S.QUEUED),
+            "required_action": None,
+            "last_error": None,
+            "expires_at": created + self.settings.run_expires_seconds,
+            "started_at": None,
+            "cancelled_at": None,
+            "failed_at": None,
+            "completed_at": None,
+            "incomplete_details": None,
+            "model": self.backend.resolve_model(req.model or assistant["model"]),
+            "instructions": instructions,
+            "tools": tools,
+            "metadata": req.metadata or {},
+            "usage": None,
+            "temperature": pick(req.temperature, assistant.get("temperature"), 1.0),
+            "top_p": pick(req.top_p, assistant.get("top_p"), 1.0),
+            "max_prompt_tokens": req.max_prompt_tokens,
+            "max_completion_tokens": req.max_completion_tokens,
+            "truncation_strategy": (
+                req.truncation_strategy.model_dump()
+                if req.truncation_strategy is not None
+                else {"type": "auto", "last_messages": None}
+            ),
+            "tool_choice": tool_choice,
+            "parallel_tool_calls": req.parallel_tool_calls,
+            "response_format": pick(
+                dump_response_format(req.response_format), assistant.get("response_format"), "auto"
+            ),
+            "reasoning_effort": pick(req.reasoning_effort, assistant.get("reasoning_effort")),
+        }
+        await store.runs.insert(
+            conn,
+            project,
+            run,
+            thread_id=thread_id,
+            status=run["status"],
+            expires_at=run["expires_at"],
+        )
+        return run
+
+    async def _announce(self, run: dict[str, Any]) -> None:
+        await self.lifecycle.publish(
+            run["id"], [("thread.run.created", run), ("thread.run.queued", run)]
+        )
+        await self.queue.enqueue(run["id"])
+
+    async def create(self, project: str, thread_id: str, req: CreateRunRequest) -> dict[str, Any]:
+        async with self.db.write() as conn:
+            await thread_repo.get(conn, project, thread_id)
+            await messages.ensure_thread_idle(conn, thread_id)
+            for index, extra in enumerate(req.additional_messages or []):
+                await messages.check_message_files(
+                    self.refs, conn, project, extra, f"additional_messages[{index}]."
+                )
+                await messages.repo.insert(
+                    conn, project, messages.new_message(thread_id, extra), thread_id=thread_id
+                )
+            run = await self._new_run(conn, project, thread_id, req, req.additional_instructions)
+        await self._announce(run)
+        return run
+
+    async def create_thread_and_run(
+        self, project: str, req: CreateThreadAndRunRequest
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        thread_req = req.thread or CreateThreadRequest()
+        if req.tool_resources is not None and thread_req.tool_resources is None:
+            thread_req = thread_req.model_copy(update={"tool_resources": req.tool_resources})
+        async with self.db.write() as conn:
+            thread = await self.threads.create_in(conn, project, thread_req, "thread.")
+            run = await self._new_run(conn, project, thread["id"], req)
+        await self.lifecycle.publish(run["id"], [("thread.created", thread)])
+        await self._announce(run)
+        return thread, run
+
+    # --- reading ------------------------------------------------------------------
+
+    async def retrieve(self, project: str, thread_id: str, run_id: str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            await thread_repo.get(conn, project, thread_id)
+            return await store.runs.get(conn, project, run_id, thread_id=thread_id)
+
+    async def list(self, project: str, thread_id: str, params: PageParams) -> Page:
+        async with self.db.read() as conn:
+            await thread_repo.get(conn, project, thread_id)
+            return await store.runs.page(conn, project, params, thread_id=thread_id)
+
+    async def list_steps(
+        self, project: str, thread_id: str, run_id: str, params: PageParams
+    ) -> Page:
+        async with self.db.read() as conn:
+            await thread_repo.get(conn, project, thread_id)
+            await store.runs.get(conn, project, run_id, thread_id=thread_id)
+            return await store.steps.page(conn, project, params, run_id=run_id)
+
+    async def retrieve_step(
+        self, project: str, thread_id: str, run_id: str, step_id: str
+    ) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            await thread_repo.get(conn, project, thread_id)
+            await store.runs.get(conn, project, run_id, thread_id=thread_id)
+            return await store.steps.get(conn, project, step_id, run_id=run_id)
+
+    # --- changes ------------------------------------------------------------------
+
+    async def modify(
+        self, project: str, thread_id: str, run_id: str, req: ModifyRunRequest
+    ) -> dict[str, Any]:
+        async with self.db.write() as conn:
+            await thread_repo.get(conn, project, thread_id)
+            await store.runs.get(conn, project, run_id, thread_id=thread_id)
+            row = await store.lock_run(conn, run_id)
+            run = dict(row.data)
+            if "metadata" in req.model_fields_set:
+                run["metadata"] = req.metadata or {}
+            return await store.save_run(conn, run, row.status)
+
+    async def cancel(self, project: str, thread_id: str, run_id: str) -> dict[str, Any]:
+        run = await self.retrieve(project, thread_id, run_id)
+        moved = await self.lifecycle.move(
+            run_id, S.CANCELLING, allowed={S.QUEUED, S.IN_PROGRESS, S.REQUIRES_ACTION}
+        )
+        if moved is None:
+            run = await self.retrieve(project, thread_id, run_id)
+            raise InvalidRequestError(
+                f"Cannot cancel run with status '{run['status']}'.", param="run_id"
+            )
+        if not await self.queue.abort(run_id) and RunStatus(run["status"]) != S.IN_PROGRESS:
+            # Nothing is executing it: the cancel is complete at once.
+            await self.lifecycle.move(run_id, S.CANCELLED, allowed={S.CANCELLING})
+        return moved.run
+
+    async def submit_tool_outputs(
+        self, project: str, thread_id: str, run_id: str, req: SubmitToolOutputsRequest
+    ) -> dict[str, Any]:
+        run = await self.retrieve(project, thread_id, run_id)
+        if run["status"] != S.REQUIRES_ACTION:
+            raise RunNotWaitingError(
+                f'Runs in status "{run["status"]}" do not accept tool outputs.',
+                param="run_id",
+            )
+        outputs = _outputs_by_id(req, run)
+
+        async def record(
+            conn: AsyncConnection, project_id: str, current: dict[str, Any]
+        ) -> list[tuple[str, dict[str, Any]]]:
+            _outputs_by_id(req, current)  # the locked row is what counts
+            events: list[tuple[str, dict[str, Any]]] = []
+            for step in await store.steps_of(conn, run_id):
+                if step["type"] != "tool_calls" or step["status"] != "in_progress":
+                    continue
+                for call in step["step_details"]["tool_calls"]:
+                    if call["id"] in outputs:
+                        call["function"]["output"] = outputs[call["id"]]
+                await settle_usage(conn, run_id, step)
+                step["status"] = "completed"
+                step["completed_at"] = now()
+                await store.save_step(conn, project_id, step)
+                events.append(("thread.run.step.completed", step))
+            return events
+
+        def resume(current: dict[str, Any]) -> None:
+            current["required_action"] = None
+
+        moved = await self.lifecycle.move(
+            run_id, S.QUEUED, allowed={S.REQUIRES_ACTION}, work=record, change=resume
+        )
+        if moved is None:
+            raise RunNotWaitingError(
+                "The run stopped waiting for tool outputs before they arrived.", param="run_id"
+            )
+        await self.queue.enqueue(run_id)
+        return moved.run
+
+
+def _first_set(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _check_named_tool(choice: dict[str, Any], tools: list[dict[str, Any]]) -> None:
+    if choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        if not name:
+            raise InvalidRequestError(
+                "Missing required parameter: 'tool_choice.function'.",
+                param="tool_choice.function",
+                code="missing_required_parameter",
+            )
+        if not any(t.get("type") == "function" and t["function"]["name"] == name for t in tools):
+            raise InvalidRequestError(
+                f"Invalid 'tool_choice': function '{name}' is not among the run's tools.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+    elif not any(t.get("type") == choice.get("type") for t in tools):
+        raise InvalidRequestError(
+            f"Invalid 'tool_choice': tool '{choice.get('type')}' is not among the run's tools.",
+            param="tool_choice",
+            code="invalid_value",
+        )
+
+
+def _outputs_by_id(req: SubmitToolOutputsRequest, run: dict[str, Any]) -> dict[str, str]:
+    required = run.get("required_action") or {}
+    expected = [c["id"] for c in required.get("submit_tool_outputs", {}).get("tool_calls", [])]
+    given = [o.tool_call_id for o in req.tool_outputs]
+    if len(set(given)) != len(given):
+        raise InvalidRequestError(
+            "Invalid 'tool_outputs': each tool call id may appear only once.",
+            param="tool_outputs",
+            code="invalid_value",
+        )
+    unknown = sorted(set(given) - set(expected))
+    if unknown:
+        raise InvalidRequestError(
+            f"Invalid 'tool_outputs': no tool call with id '{unknown[0]}' is waiting for output.",
+            param="tool_outputs",
+            code="invalid_value",
+        )
+    missing = [i for i in expected if i not in set(given)]
+    if missing:
+        raise InvalidRequestError(
+            f"Expected tool outputs for call_ids {expected}, got {given}.",
+            param="tool_outputs",
+            code="invalid_value",
+        )
+    return {o.tool_call_id: o.output for o in req.tool_outputs}

@@ -1,0 +1,73 @@
+"""Threads: create (with initial messages), retrieve, modify, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from threadline.domain.clock import now
+from threadline.domain.ids import new_id
+from threadline.schemas.thread import CreateThreadRequest, ModifyThreadRequest
+from threadline.schemas.tools import dump_tool_resources
+from threadline.services import messages
+from threadline.services.references import References
+from threadline.storage import tables
+from threadline.storage.db import Database
+from threadline.storage.repository import Repository
+
+repo = Repository(tables.threads, "thread")
+
+
+class ThreadService:
+    def __init__(self, db: Database, refs: References) -> None:
+        self.db = db
+        self.refs = refs
+
+    async def create_in(
+        self, conn: AsyncConnection, project: str, req: CreateThreadRequest, param: str = ""
+    ) -> dict[str, Any]:
+        """Create a thread and its first messages inside the caller's transaction."""
+        await self.refs.check_tool_resources(conn, project, req.tool_resources)
+        for index, message in enumerate(req.messages or []):
+            await messages.check_message_files(
+                self.refs, conn, project, message, f"{param}messages[{index}]."
+            )
+        data: dict[str, Any] = {
+            "id": new_id("thread"),
+            "object": "thread",
+            "created_at": now(),
+            "tool_resources": dump_tool_resources(req.tool_resources),
+            "metadata": req.metadata or {},
+        }
+        await repo.insert(conn, project, data)
+        for message in req.messages or []:
+            await messages.repo.insert(
+                conn, project, messages.new_message(data["id"], message), thread_id=data["id"]
+            )
+        return data
+
+    async def create(self, project: str, req: CreateThreadRequest) -> dict[str, Any]:
+        async with self.db.write() as conn:
+            return await self.create_in(conn, project, req)
+
+    async def retrieve(self, project: str, thread_id: str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            return await repo.get(conn, project, thread_id)
+
+    async def modify(
+        self, project: str, thread_id: str, req: ModifyThreadRequest
+    ) -> dict[str, Any]:
+        async with self.db.write() as conn:
+            data = await repo.get(conn, project, thread_id)
+            if "tool_resources" in req.model_fields_set:
+                await self.refs.check_tool_resources(conn, project, req.tool_resources)
+                data["tool_resources"] = dump_tool_resources(req.tool_resources)
+            if "metadata" in req.model_fields_set:
+                data["metadata"] = req.metadata or {}
+            return await repo.replace(conn, project, data)
+
+    async def delete(self, project: str, thread_id: str) -> dict[str, Any]:
+        async with self.db.write() as conn:
+            await repo.delete(conn, project, thread_id)
+        return {"id": thread_id, "object": "thread.deleted", "deleted": True}
