@@ -1,0 +1,151 @@
+"""Run events: the ``EventBus`` interface and its in-memory implementation.
+
+Every event of a run gets a per-run sequence number (1, 2, 3…) that streams send
+as the SSE ``id:``; a subscriber names the last sequence it saw and receives
+everything after it, replayed from the buffer and then live. Per-token deltas
+only ever travel here, never through the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+# A run's stream pauses (the SSE response ends with `done`) after these events;
+# `thread.run.failed` is always followed by `error`, which ends it.
+SEGMENT_END = frozenset(
+    {
+        "thread.run.requires_action",
+        "thread.run.completed",
+        "thread.run.incomplete",
+        "thread.run.cancelled",
+        "thread.run.expired",
+        "error",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event; its data is kept as the JSON it had when it was made (a snapshot:
+    the engine goes on changing its steps and messages after telling)."""
+
+    seq: int
+    name: str
+    payload: str
+
+    @classmethod
+    def of(cls, seq: int, name: str, data: dict[str, Any]) -> Event:
+        return cls(seq, name, json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return json.loads(self.payload)  # type: ignore[no-any-return]
+
+    def sse(self) -> str:
+        return f"id: {self.seq}\nevent: {self.name}\ndata: {self.payload}\n\n"
+
+
+DONE_SSE = "event: done\ndata: [DONE]\n\n"
+
+
+class EventBus(ABC):
+    @abstractmethod
+    async def publish(self, run_id: str, name: str, data: dict[str, Any]) -> int:
+        """Append an event to the run's stream; return its sequence number."""
+
+    @abstractmethod
+    async def last_seq(self, run_id: str) -> int:
+        """The sequence number of the run's newest event (0 if none)."""
+
+    @abstractmethod
+    def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[Event]:
+        """Every event with ``seq > after``, replayed then live, without end."""
+
+    async def subscribe_batches(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
+        """``subscribe``, with the events that are there together in one list (a
+        stream sends them in one write)."""
+        async for event in self.subscribe(run_id, after):
+            yield [event]
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+@dataclass
+class _RunLog:
+    events: deque[Event]
+    first_seq: int = 1
+    next_seq: int = 1
+    touched: float = field(default_factory=time.monotonic)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def has_after(self, seq: int) -> bool:
+        return self.next_seq - 1 > seq
+
+
+class InMemoryEventBus(EventBus):
+    """A ring buffer per run, kept ``retention`` seconds after its last event."""
+
+    def __init__(self, max_events: int = 20_000, retention: float = 900.0) -> None:
+        self.max_events = max_events
+        self.retention = retention
+        self._logs: OrderedDict[str, _RunLog] = OrderedDict()  # least recently touched first
+
+    def _log(self, run_id: str) -> _RunLog:
+        log = self._logs.get(run_id)
+        if log is None:
+            self._forget_stale()
+            log = self._logs[run_id] = _RunLog(deque(maxlen=self.max_events))
+        return log
+
+    def _forget_stale(self) -> None:
+        cutoff = time.monotonic() - self.retention
+        # Oldest first: stop at the first log still in use (not a scan of every run).
+        while self._logs:
+            run_id, log = next(iter(self._logs.items()))
+            if log.touched >= cutoff:
+                break
+            del self._logs[run_id]
+
+    async def publish(self, run_id: str, name: str, data: dict[str, Any]) -> int:
+        log = self._log(run_id)
+        event = Event.of(log.next_seq, name, data)  # a snapshot, see Event
+        log.next_seq += 1
+        if len(log.events) == log.events.maxlen:
+            log.first_seq += 1
+        log.events.append(event)
+        log.touched = time.monotonic()
+        self._logs.move_to_end(run_id)
+        async with log.changed:
+            log.changed.notify_all()
+        return event.seq
+
+    async def last_seq(self, run_id: str) -> int:
+        log = self._logs.get(run_id)
+        return log.next_seq - 1 if log else 0
+
+    async def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[Event]:
+        async for batch in self.subscribe_batches(run_id, after):
+            for event in batch:
+                yield event
+
+    async def subscribe_batches(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
+        log = self._log(run_id)
+        cursor = after
+        while True:
+            async with log.changed:
+                await log.changed.wait_for(functools.partial(log.has_after, cursor))
+            start = max(cursor + 1, log.first_seq) - log.first_seq
+            batch = list(islice(log.events, start, None))
+            if batch:
+                cursor = batch[-1].seq
+                yield batch

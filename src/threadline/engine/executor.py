@@ -1,0 +1,269 @@
+"""Executes one turn of a run: claim it, call the model, store what it made.
+
+A turn ends in ``requires_action`` (the model called functions), ``completed``,
+``incomplete`` (a token budget ran out), ``failed`` or ``expired``. While it
+executes, the worker holds a lease on the run and renews it; if the lease is
+lost or the run is cancelled, the turn's task is cancelled and the final write
+is made shielded from that cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from threadline.domain.clock import now
+from threadline.domain.run_status import RunStatus
+from threadline.engine.context import PromptTooLarge, prepare
+from threadline.engine.lifecycle import Lifecycle
+from threadline.engine.output import TurnOutput
+from threadline.models.base import Finish, ModelBackend, ModelError, TextDelta, ToolCallDelta
+from threadline.settings import Settings
+from threadline.storage import runs as store
+from threadline.storage.db import Database
+
+log = logging.getLogger("threadline.engine")
+S = RunStatus
+Events = list[tuple[str, dict[str, Any]]]
+
+
+class Executor:
+    def __init__(
+        self,
+        db: Database,
+        lifecycle: Lifecycle,
+        backend: ModelBackend,
+        settings: Settings,
+        worker_id: str,
+    ) -> None:
+        self.db = db
+        self.lifecycle = lifecycle
+        self.bus = lifecycle.bus
+        self.backend = backend
+        self.settings = settings
+        self.worker_id = worker_id
+        self._counted_models: set[str] = set()
+
+    def _lease_until(self) -> float:
+        return time.time() + self.settings.run_lease_seconds
+
+    async def execute(self, run_id: str) -> None:
+        seen: list[_Seen] = []
+
+        async def look(conn: AsyncConnection, _project: str, run: dict[str, Any]) -> Events:
+            # In the claim's own transaction: no run starts past its expiry, and the
+            # turn gets what it reads without a transaction of its own.
+            if _overdue(run):
+                raise _Overdue
+            seen.append(await _read_turn(conn, run))
+            return []
+
+        try:
+            claimed = await self.lifecycle.move(
+                run_id,
+                S.IN_PROGRESS,
+                allowed={S.QUEUED},
+                work=look,
+                columns={"lease_owner": self.worker_id, "lease_expires_at": self._lease_until()},
+            )
+        except _Overdue:
+            # It expired while it waited: it never started (no `started_at`).
+            await self.lifecycle.move(run_id, S.EXPIRED, allowed={S.QUEUED})
+            return
+        if claimed is None:
+            return
+        run = claimed.run
+        if run.get("expires_at") is not None and run["expires_at"] <= now():
+            await self.lifecycle.move(run_id, S.EXPIRED, lease_owner=self.worker_id)
+            return
+        current = asyncio.current_task()
+        assert current is not None
+        keeper = asyncio.create_task(self._keep_lease(run_id, current))
+        try:
+            await self._turn(run, seen[0])
+        except asyncio.CancelledError:
+            await asyncio.shield(self._after_abort(run_id))
+            raise
+        except ModelError as exc:
+            await self._fail(run_id, exc.code, exc.message)
+        except Exception:
+            log.exception("run %s failed", run_id)
+            await self._fail(run_id, "server_error", "The server had an error executing the run.")
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _keep_lease(self, run_id: str, turn: asyncio.Task[Any]) -> None:
+        """Renew the lease; stop the turn when the lease is lost or the run is no
+        longer ours to run (cancelled, expired)."""
+        interval = self.settings.run_lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            async with self.db.write() as conn:
+                renewed = await store.renew_lease(conn, run_id, self.worker_id, self._lease_until())
+            if not renewed:
+                turn.cancel()
+                return
+
+    async def _after_abort(self, run_id: str) -> None:
+        """The turn was cancelled: finish a cancel, or hand the run back."""
+        cancelled = await self.lifecycle.move(run_id, S.CANCELLED, allowed={S.CANCELLING})
+        if cancelled is None:
+            await self.lifecycle.move(
+                run_id,
+                S.QUEUED,
+                allowed={S.IN_PROGRESS},
+                lease_owner=self.worker_id,
+                work=_forget_unfinished,
+            )
+
+    async def _fail(self, run_id: str, code: str, message: str) -> None:
+        def set_error(run: dict[str, Any]) -> None:
+            run["last_error"] = {"code": code, "message": message}
+
+        moved = await self.lifecycle.move(
+            run_id, S.FAILED, allowed={S.IN_PROGRESS}, change=set_error
+        )
+        if moved is None:
+            await self.lifecycle.move(run_id, S.CANCELLED, allowed={S.CANCELLING})
+
+    async def _turn(self, run: dict[str, Any], seen: _Seen) -> None:
+        run_id = run["id"]
+        history, steps, own = seen.history, seen.steps, seen.own
+        remaining_completion = _remaining(run.get("max_completion_tokens"), seen.completion_tokens)
+        remaining_prompt = _remaining(run.get("max_prompt_tokens"), seen.prompt_tokens)
+        if remaining_completion is not None and remaining_completion <= 0:
+            await self._incomplete(run_id, "max_completion_tokens")
+            return
+        try:
+            args = (run, history, steps, own, self.backend, remaining_completion, remaining_prompt)
+            if run["model"] in self._counted_models:
+                prepared = prepare(*args)
+            else:
+                # The first count for a model may build its tokenizer (seconds): off
+                # the loop, or every stream and lease renewal would stall meanwhile.
+                prepared = await asyncio.to_thread(prepare, *args)
+                self._counted_models.add(run["model"])
+        except PromptTooLarge as exc:
+            if exc.budget == "max_prompt_tokens":
+                await self._incomplete(run_id, "max_prompt_tokens")
+            else:
+                await self._fail(
+                    run_id, "invalid_prompt", "The conversation does not fit the model's context."
+                )
+            return
+
+        output = TurnOutput(run, self.db, self.bus, self.worker_id, run.get("tools") or [])
+        finish: Finish | None = None
+        stream = self.backend.stream(prepared.request)
+        try:
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    await output.text(event.text)
+                elif isinstance(event, ToolCallDelta):
+                    await output.tool_delta(event)
+                else:
+                    finish = event
+        finally:
+            # Close the model's stream (and its HTTP response) now, not at GC.
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+        if finish is None:
+            raise ModelError("The model stream ended without finishing.")
+        await self._finish_turn(run_id, output, finish)
+
+    async def _finish_turn(self, run_id: str, output: TurnOutput, finish: Finish) -> None:
+        calls = output.calls()
+        truncated = not calls and finish.reason == "length"
+        target = S.REQUIRES_ACTION if calls else S.INCOMPLETE if truncated else S.COMPLETED
+
+        def conclude(run: dict[str, Any]) -> None:
+            if calls:
+                run["required_action"] = {
+                    "type": "submit_tool_outputs",
+                    "submit_tool_outputs": {
+                        "tool_calls": [
+                            {
+                                "id": c["id"],
+                                "type": "function",
+                                "function": {
+                                    "name": c["function"]["name"],
+                                    "arguments": c["function"]["arguments"],
+                                },
+                            }
+                            for c in calls
+                        ]
+                    },
+                }
+            elif truncated:
+                run["incomplete_details"] = {"reason": "max_completion_tokens"}
+
+        moved = await self.lifecycle.move(
+            run_id,
+            target,
+            allowed={S.IN_PROGRESS},
+            lease_owner=self.worker_id,
+            work=output.finisher(finish.usage, truncated=truncated),
+            add_usage=finish.usage,
+            change=conclude,
+            columns={"lease_owner": None, "lease_expires_at": None},
+        )
+        if moved is None:
+            # Cancelled while the model was answering: finish the cancel here.
+            await self.lifecycle.move(run_id, S.CANCELLED, allowed={S.CANCELLING})
+
+    async def _incomplete(self, run_id: str, reason: str) -> None:
+        def mark(run: dict[str, Any]) -> None:
+            run["incomplete_details"] = {"reason": reason}
+
+        await self.lifecycle.move(
+            run_id, S.INCOMPLETE, allowed={S.IN_PROGRESS}, lease_owner=self.worker_id, change=mark
+        )
+
+
+class _Overdue(Exception):
+    """The run expired before it could start (raised to roll the claim back)."""
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What a turn reads as it claims its run."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    history: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    own: list[dict[str, Any]]
+
+
+async def _read_turn(conn: AsyncConnection, run: dict[str, Any]) -> _Seen:
+    row = await store.lock_run(conn, run["id"])
+    return _Seen(
+        prompt_tokens=int(row.prompt_tokens),
+        completion_tokens=int(row.completion_tokens),
+        history=await store.thread_history(conn, run["thread_id"], run["id"]),
+        steps=await store.steps_of(conn, run["id"]),
+        own=await store.run_messages(conn, run["id"]),
+    )
+
+
+def _overdue(run: dict[str, Any]) -> bool:
+    return run.get("expires_at") is not None and int(run["expires_at"]) <= now()
+
+
+def _remaining(budget: int | None, used: int) -> int | None:
+    return None if budget is None else int(budget) - int(used)
+
+
+async def _forget_unfinished(conn: AsyncConnection, _project: str, run: dict[str, Any]) -> Events:
+    await store.delete_unfinished_output(conn, run["id"])
+    run["started_at"] = run.get("started_at")
+    return []

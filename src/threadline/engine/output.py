@@ -1,0 +1,176 @@
+"""What one model call of a run produces, as it streams: the assistant message
+and its step, or the tool-call step; deltas go to the event bus only, and the
+finished objects are stored by ``finisher`` in the run's final transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from threadline.domain.clock import now
+from threadline.domain.ids import new_id
+from threadline.domain.run_status import RunStatus
+from threadline.engine import objects
+from threadline.engine.events import EventBus
+from threadline.engine.lifecycle import Work
+from threadline.errors import ConflictError
+from threadline.models.base import ModelError, ToolCallDelta, Usage
+from threadline.storage import runs as store
+from threadline.storage.db import Database
+
+Events = list[tuple[str, dict[str, Any]]]
+
+
+class TurnOutput:
+    def __init__(
+        self,
+        run: dict[str, Any],
+        db: Database,
+        bus: EventBus,
+        worker_id: str,
+        tools: list[dict[str, Any]],
+    ) -> None:
+        self.run = run
+        self.db = db
+        self.bus = bus
+        self.worker_id = worker_id
+        self.functions = {t["function"]["name"] for t in tools if t.get("type") == "function"}
+        self.message: dict[str, Any] | None = None
+        self.message_step: dict[str, Any] | None = None
+        self.tool_step: dict[str, Any] | None = None
+        self.text_parts: list[str] = []
+        self._calls: dict[int, dict[str, Any]] = {}
+
+    async def _store_new(self, objects_: list[tuple[str, dict[str, Any]]]) -> None:
+        """Insert new steps/messages, if the run is still this worker's to write."""
+        async with self.db.write() as conn:
+            row = await store.lock_run(conn, self.run["id"])
+            if (
+                row is None
+                or row.status != str(RunStatus.IN_PROGRESS)
+                or row.lease_owner != self.worker_id
+            ):
+                raise ConflictError(f"Run {self.run['id']} is no longer executing here.")
+            for kind, data in objects_:
+                if kind == "step":
+                    await store.insert_step(conn, row.project_id, data)
+                else:
+                    await store.insert_message(conn, row.project_id, data)
+
+    async def _publish(self, events: Events) -> None:
+        for name, data in events:
+            await self.bus.publish(self.run["id"], name, data)
+
+    def _new_message(self) -> Events:
+        self.message = objects.new_assistant_message(self.run)
+        self.message_step = objects.new_step(
+            self.run, objects.message_creation_details(self.message["id"])
+        )
+        return [
+            ("thread.run.step.created", self.message_step),
+            ("thread.run.step.in_progress", self.message_step),
+            ("thread.message.created", self.message),
+            ("thread.message.in_progress", self.message),
+        ]
+
+    async def text(self, piece: str) -> None:
+        if not piece:
+            return
+        first = self.message is None
+        if first:
+            events = self._new_message()
+            assert self.message is not None
+            assert self.message_step is not None
+            await self._store_new([("step", self.message_step), ("message", self.message)])
+            await self._publish(events)
+        assert self.message is not None
+        self.text_parts.append(piece)
+        await self.bus.publish(
+            self.run["id"],
+            "thread.message.delta",
+            objects.message_delta(self.message["id"], piece, first=first),
+        )
+
+    async def tool_delta(self, delta: ToolCallDelta) -> None:
+        if self.tool_step is None:
+            self.tool_step = objects.new_step(self.run, objects.tool_calls_details([]))
+            await self._store_new([("step", self.tool_step)])
+            await self._publish(
+                [
+                    ("thread.run.step.created", self.tool_step),
+                    ("thread.run.step.in_progress", self.tool_step),
+                ]
+            )
+        call = self._calls.get(delta.index)
+        if call is None:
+            taken = {c["id"] for c in self._calls.values()}
+            call_id = delta.id if delta.id and delta.id not in taken else new_id("tool_call")
+            call = self._calls[delta.index] = {"id": call_id, "name": delta.name or "", "args": ""}
+            call["args"] += delta.arguments
+            await self._publish_call(delta.index, call["id"], call["name"], delta.arguments)
+            return
+        if delta.name and not call["name"]:
+            call["name"] = delta.name
+        if delta.arguments:
+            call["args"] += delta.arguments
+            await self._publish_call(delta.index, None, None, delta.arguments)
+
+    async def _publish_call(
+        self, index: int, call_id: str | None, name: str | None, arguments: str
+    ) -> None:
+        assert self.tool_step is not None
+        await self.bus.publish(
+            self.run["id"],
+            "thread.run.step.delta",
+            objects.tool_call_delta(self.tool_step["id"], index, call_id, name, arguments),
+        )
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The finished function calls, checked against the run's tools."""
+        made = [self._calls[i] for i in sorted(self._calls)]
+        if not self.run.get("parallel_tool_calls", True):
+            made = made[:1]
+        for call in made:
+            if call["name"] not in self.functions:
+                raise ModelError(
+                    f"The model called '{call['name']}', which is not a function of this run."
+                )
+        return [objects.function_call(c["id"], c["name"], c["args"] or "{}") for c in made]
+
+    def finisher(self, usage: Usage, *, truncated: bool) -> Work:
+        async def finish(conn: AsyncConnection, project_id: str, run: dict[str, Any]) -> Events:
+            events: Events = []
+            calls = self.calls()
+            stamp = now()
+            if self.message is None and not calls:
+                events.extend(self._new_message())
+                assert self.message is not None
+                assert self.message_step is not None
+                await store.insert_step(conn, project_id, self.message_step)
+                await store.insert_message(conn, project_id, self.message)
+            if self.message is not None and self.message_step is not None:
+                self.message["content"] = objects.text_content("".join(self.text_parts))
+                if truncated:
+                    self.message["status"] = "incomplete"
+                    self.message["incomplete_at"] = stamp
+                    self.message["incomplete_details"] = {"reason": "max_tokens"}
+                    events.append(("thread.message.incomplete", self.message))
+                else:
+                    self.message["status"] = "completed"
+                    self.message["completed_at"] = stamp
+                    events.append(("thread.message.completed", self.message))
+                await store.save_message(conn, self.message)
+                self.message_step["status"] = "completed"
+                self.message_step["completed_at"] = stamp
+                if self.tool_step is None:
+                    self.message_step["usage"] = objects.usage_dict(usage)
+                await store.save_step(conn, project_id, self.message_step)
+                events.append(("thread.run.step.completed", self.message_step))
+            if self.tool_step is not None:
+                # Its usage waits for the step to end (lifecycle.settle_usage).
+                self.tool_step["step_details"] = objects.tool_calls_details(calls)
+                await store.save_step(conn, project_id, self.tool_step)
+            return events
+
+        return finish

@@ -1,0 +1,98 @@
+"""Finds runs nobody is looking after: expires the overdue, re-queues (or fails)
+runs whose worker stopped renewing its lease, finishes stranded cancels."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from threadline.domain.clock import now
+from threadline.domain.run_status import ACTIVE, RunStatus
+from threadline.engine.lifecycle import Lifecycle
+from threadline.queue.base import RunQueue
+from threadline.storage import runs as store
+from threadline.storage.db import Database
+
+log = logging.getLogger("threadline.sweeper")
+S = RunStatus
+MAX_ATTEMPTS = 3
+
+
+class Sweeper:
+    def __init__(self, db: Database, lifecycle: Lifecycle, queue: RunQueue) -> None:
+        self.db = db
+        self.lifecycle = lifecycle
+        self.queue = queue
+
+    async def run_forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweep failed")
+            await asyncio.sleep(interval)
+
+    async def sweep(self) -> None:
+        async with self.db.read() as conn:
+            overdue = await store.run_ids_with_status(conn, ACTIVE, expires_before=now())
+            lapsed = await store.run_ids_with_status(
+                conn, {S.IN_PROGRESS, S.CANCELLING}, lease_before=time.time()
+            )
+        for run_id in overdue:
+            if await self.lifecycle.move(run_id, S.EXPIRED):
+                await self.queue.abort(run_id)
+        for run_id in lapsed:
+            await self._recover(run_id)
+
+    async def _recover(self, run_id: str) -> None:
+        if await self.lifecycle.move(run_id, S.CANCELLED, allowed={S.CANCELLING}):
+            return
+        try:
+            moved = await self.lifecycle.move(
+                run_id,
+                S.QUEUED,
+                allowed={S.IN_PROGRESS},
+                work=_retry_or_give_up,
+                columns={"attempts": store.R.attempts + 1},
+            )
+        except _GiveUp:
+            await self.lifecycle.move(
+                run_id, S.FAILED, allowed={S.IN_PROGRESS}, change=_worker_lost
+            )
+            return
+        if moved is not None:
+            log.warning("run %s lost its worker; queued again", run_id)
+            await self.queue.enqueue(run_id)
+
+    async def requeue_waiting(self) -> int:
+        """Hand every queued run to the queue (after a start or restart)."""
+        async with self.db.read() as conn:
+            queued = await store.run_ids_with_status(conn, {S.QUEUED})
+        for run_id in queued:
+            await self.queue.enqueue(run_id)
+        return len(queued)
+
+
+class _GiveUp(Exception):
+    pass
+
+
+async def _retry_or_give_up(
+    conn: AsyncConnection, _project: str, run: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    row = await store.lock_run(conn, run["id"])
+    if row is not None and row.attempts + 1 >= MAX_ATTEMPTS:
+        raise _GiveUp
+    await store.delete_unfinished_output(conn, run["id"])
+    return []
+
+
+def _worker_lost(run: dict[str, Any]) -> None:
+    run["last_error"] = {
+        "code": "server_error",
+        "message": "The run's worker stopped responding too many times.",
+    }
