@@ -1,0 +1,336 @@
+"""The ``openai`` backend: any OpenAI-compatible chat-completions endpoint.
+
+vLLM, Ollama, llama.cpp's server, LiteLLM, Azure or OpenAI itself, through the
+official SDK's ``AsyncOpenAI``. The SDK's own retries are off: this module retries
+429, 408/409, 5xx and connection failures itself (exponential backoff with jitter,
+``Retry-After`` honoured, at most ``openai_max_retries`` times), and only until the
+first delta reached the caller: a failure after that is raised, never replayed.
+
+Consumers should close the stream when they stop early
+(``async with contextlib.aclosing(backend.stream(request))``); cancelling the
+consuming task closes the HTTP stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import random
+import re
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import openai
+from openai import AsyncOpenAI, Omit, omit
+
+from threadline.models import tokens
+from threadline.models.base import (
+    ChatMessage,
+    ErrorCode,
+    Finish,
+    FinishReason,
+    FunctionTool,
+    ModelBackend,
+    ModelError,
+    ModelEvent,
+    ModelRequest,
+    NamedToolChoice,
+    TextDelta,
+    ToolCallDelta,
+    ToolChoice,
+    Usage,
+)
+from threadline.models.scripted import new_call_id
+
+if TYPE_CHECKING:
+    from openai.types.chat import (
+        ChatCompletionChunk,
+        ChatCompletionMessageParam,
+        ChatCompletionToolChoiceOptionParam,
+        ChatCompletionToolUnionParam,
+    )
+    from openai.types.chat.completion_create_params import ResponseFormat
+
+    from threadline.settings import Settings
+
+_T = TypeVar("_T")
+_log = logging.getLogger(__name__)
+OPENAI_URL = "https://api.openai.com/v1"
+MAX_RETRY_AFTER_SECONDS = 60.0
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+_INVALID_PROMPT = re.compile(
+    r"context.?(length|window|size)|maximum context|too many tokens|prompt is too long"
+    r"|too long|exceeds? the (available|maximum)|invalid.?prompt|invalid.*messages?\b",
+    re.IGNORECASE,
+)
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "stop",
+}
+
+
+# ----------------------------------------------------------------------- request
+
+
+def _message(message: ChatMessage) -> dict[str, Any]:
+    if message.role == "tool":
+        return {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id or "",
+            "content": message.content or "",
+        }
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.role == "assistant" and message.tool_calls:
+        wire["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    elif message.content is None:
+        wire["content"] = ""
+    return wire
+
+
+def _tool(tool: FunctionTool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        function["description"] = tool.description
+    function["parameters"] = tool.parameters or {"type": "object", "properties": {}}
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: ToolChoice) -> ChatCompletionToolChoiceOptionParam:
+    if isinstance(choice, NamedToolChoice):
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice
+
+
+def _given(value: _T | None) -> _T | Omit:
+    return omit if value is None else value
+
+
+# ----------------------------------------------------------------------- errors
+
+
+def _status(exc: openai.OpenAIError) -> int | None:
+    return exc.status_code if isinstance(exc, openai.APIStatusError) else None
+
+
+def is_retryable(exc: openai.OpenAIError) -> bool:
+    status = _status(exc)
+    if status is not None:
+        return status in _RETRYABLE_STATUS or status >= 500
+    return isinstance(exc, openai.APIConnectionError)
+
+
+def to_model_error(exc: openai.OpenAIError) -> ModelError:
+    """The ``ModelError`` (with its run ``last_error.code``) for an SDK failure."""
+    status = _status(exc)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    body = getattr(exc, "body", None)
+    details = body if isinstance(body, dict) else {}
+    hint = " ".join(str(details.get(key) or "") for key in ("code", "param", "type"))
+    code: ErrorCode = "server_error"
+    prompt_status = status in (400, 413, 422) or status is None
+    bad_messages = status == 400 and str(details.get("param") or "").startswith("messages")
+    if status == 429:
+        code = "rate_limit_exceeded"
+    elif bad_messages or (prompt_status and _INVALID_PROMPT.search(f"{message} {hint}")):
+        code = "invalid_prompt"
+    prefix = f"Model server error {status}: " if status else "Model server error: "
+    return ModelError(prefix + message, code)
+
+
+def retry_after(exc: openai.OpenAIError) -> float | None:
+    """Seconds the server asked to wait (``retry-after-ms`` / ``retry-after``)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    raw = headers.get("retry-after")
+    try:
+        if raw_ms is not None:
+            return max(float(raw_ms) / 1000, 0.0)
+        if raw is not None:
+            return max(float(raw), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
+        if parsed is not None:
+            return max(parsed.timestamp() - time.time(), 0.0)
+    return None
+
+
+# ----------------------------------------------------------------------- stream
+
+
+class _ToolCallIndexer:
+    """Stable indexes and one id/name per call, whatever the server sends.
+
+    Some servers start at index 1, repeat the id on every delta, leave the id out,
+    or reuse index 0 for parallel calls with new ids: all become OpenAI's shape.
+    """
+
+    def __init__(self) -> None:
+        self._slots: dict[int, int] = {}
+        self._ids: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self._ids)
+
+    def delta(self, position: int, call: Any) -> ToolCallDelta:
+        server_index = getattr(call, "index", None)
+        if not isinstance(server_index, int):
+            server_index = position
+        function = getattr(call, "function", None)
+        arguments = getattr(function, "arguments", None) or ""
+        call_id = getattr(call, "id", None)
+        slot = self._slots.get(server_index)
+        if slot is not None and (not call_id or call_id == self._ids[slot]):
+            return ToolCallDelta(slot, arguments=arguments)
+        slot = self._slots[server_index] = len(self._ids)
+        self._ids.append(call_id or new_call_id())
+        name = getattr(function, "name", None) or ""
+        return ToolCallDelta(slot, id=self._ids[slot], name=name, arguments=arguments)
+
+
+class OpenAICompatBackend(ModelBackend):
+    """Runs models on an OpenAI-compatible server (``THREADLINE_OPENAI_*``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+    ) -> None:
+        self._settings = settings
+        self._mapping = settings.model_mapping()
+        self._max_retries = settings.openai_max_retries
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._client = AsyncOpenAI(
+            base_url=settings.openai_base_url or OPENAI_URL,
+            api_key=settings.openai_api_key,
+            timeout=settings.openai_timeout_seconds,
+            max_retries=0,
+        )
+
+    def resolve_model(self, requested: str) -> str:
+        return self._mapping.get(requested, requested)
+
+    def context_window(self, model: str) -> int:
+        return self._settings.openai_context_window
+
+    def count_tokens(self, model: str, messages: Sequence[ChatMessage]) -> int:
+        return tokens.count_messages(model, messages)
+
+    async def warm_up(self) -> None:
+        await tokens.load_encoding("gpt-4o")  # o200k_base, the one most names use
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def backoff(self, attempt: int, exc: openai.OpenAIError) -> float:
+        """Seconds before retry ``attempt`` (0-based): ``Retry-After``, else jittered."""
+        asked = retry_after(exc)
+        if asked is not None:
+            return min(asked, MAX_RETRY_AFTER_SECONDS)
+        ceiling = min(self._backoff_max, self._backoff_base * 2.0**attempt)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        attempt = 0
+        while True:
+            emitted = False
+            try:
+                async with contextlib.aclosing(self._attempt(request)) as events:
+                    async for event in events:
+                        emitted = emitted or not isinstance(event, Finish)
+                        yield event
+                return
+            except openai.OpenAIError as exc:
+                if emitted or attempt >= self._max_retries or not is_retryable(exc):
+                    raise to_model_error(exc) from exc
+                wait = self.backoff(attempt, exc)
+                _log.warning(
+                    "model call failed (%s); retry %d of %d in %.2fs",
+                    to_model_error(exc).message,
+                    attempt + 1,
+                    self._max_retries,
+                    wait,
+                )
+                await asyncio.sleep(wait)
+                attempt += 1
+            except ValueError as exc:  # a chunk that is not JSON
+                raise ModelError(f"Model server sent an invalid stream: {exc}") from exc
+
+    async def _attempt(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        model = self.resolve_model(request.model)
+        tools = [_tool(tool) for tool in request.tools]
+        response_format = request.response_format
+        if response_format is not None and response_format.get("type") == "text":
+            response_format = None  # the default; some servers reject it
+        stream = await self._client.chat.completions.create(
+            model=model,
+            messages=cast("list[ChatCompletionMessageParam]", _wire(request.messages)),
+            stream=True,
+            stream_options={"include_usage": True},
+            tools=cast("list[ChatCompletionToolUnionParam]", tools) if tools else omit,
+            tool_choice=_tool_choice(request.tool_choice) if tools else omit,
+            parallel_tool_calls=request.parallel_tool_calls if tools else omit,
+            response_format=cast("ResponseFormat", response_format) if response_format else omit,
+            temperature=_given(request.temperature),
+            top_p=_given(request.top_p),
+            max_tokens=_given(request.max_tokens),
+        )
+        async with stream:
+            indexer = _ToolCallIndexer()
+            usage: Usage | None = None
+            reason: str | None = None
+            produced: list[str] = []
+            async for chunk in stream:
+                usage = _usage(chunk) or usage
+                for choice in chunk.choices[:1]:
+                    delta = choice.delta
+                    if delta.content:
+                        produced.append(delta.content)
+                        yield TextDelta(delta.content)
+                    for position, call in enumerate(delta.tool_calls or ()):
+                        event = indexer.delta(position, call)
+                        produced.append((event.name or "") + event.arguments)
+                        yield event
+                    reason = choice.finish_reason or reason
+        if usage is None:
+            await tokens.load_encoding(model)
+            usage = Usage(
+                tokens.count_messages(model, request.messages),
+                tokens.count_text(model, "".join(produced)),
+            )
+        finish = _FINISH.get(reason or "", "stop")
+        if indexer.count and finish != "length":
+            finish = "tool_calls"  # some servers say "stop" after tool calls
+        yield Finish(finish, usage)
+
+
+def _wire(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    return [_message(message) for message in messages]
+
+
+def _usage(chunk: ChatCompletionChunk) -> Usage | None:
+    usage = chunk.usage
+    if usage is None:
+        return None
+    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
