@@ -1,0 +1,219 @@
+"""The storage layer on both engines: ``Database`` transactions and migrations, and
+the ``Repository`` every object table shares (scoping, cursors, cascades)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from threadline.errors import InvalidRequestError, NotFoundError
+from threadline.storage import tables
+from threadline.storage.db import Database
+from threadline.storage.repository import PageParams, Repository
+
+assistants = Repository(tables.assistants, "assistant")
+threads = Repository(tables.threads, "thread")
+messages = Repository(tables.messages, "message")
+
+CREATED_AT = 1_700_000_000  # every object below is "created in the same second"
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+def obj(object_id: str, **fields: Any) -> dict[str, Any]:
+    return {"id": object_id, "created_at": CREATED_AT, **fields}
+
+
+async def insert_assistants(db: Database, project: str, count: int) -> list[str]:
+    ids = [f"asst_{project}_{i:02d}" for i in range(count)]
+    async with db.write() as conn:
+        for object_id in ids:
+            await assistants.insert(conn, project, obj(object_id, name=object_id))
+    return ids
+
+
+async def page_ids(db: Database, project: str, **params: Any) -> tuple[list[str], bool]:
+    async with db.read() as conn:
+        page = await assistants.page(conn, project, PageParams(**params))
+    return [row["id"] for row in page.data], page.has_more
+
+
+async def count(db: Database, table: sa.Table) -> int:
+    async with db.read() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar())
+
+
+async def test_migrate_is_idempotent(db: Database) -> None:
+    await db.migrate()
+    await insert_assistants(db, "p", 1)
+    await db.migrate()
+    assert await count(db, tables.assistants) == 1
+
+
+async def test_insert_get_replace_delete(db: Database) -> None:
+    async with db.write() as conn:
+        await assistants.insert(conn, "p", obj("asst_1", name="first", metadata={"k": "v"}))
+    async with db.read() as conn:
+        got = await assistants.get(conn, "p", "asst_1")
+    assert got == obj("asst_1", name="first", metadata={"k": "v"})
+
+    async with db.write() as conn:
+        await assistants.replace(conn, "p", {**got, "name": "second"})
+    async with db.read() as conn:
+        assert (await assistants.get(conn, "p", "asst_1"))["name"] == "second"
+
+    async with db.write() as conn:
+        await assistants.delete(conn, "p", "asst_1")
+    async with db.read() as conn:
+        assert await assistants.find(conn, "p", "asst_1") is None
+        with pytest.raises(NotFoundError, match="No assistant found with id 'asst_1'"):
+            await assistants.get(conn, "p", "asst_1")
+    with pytest.raises(NotFoundError):
+        async with db.write() as conn:
+            await assistants.delete(conn, "p", "asst_1")
+
+
+async def test_every_call_is_scoped_by_project(db: Database) -> None:
+    await insert_assistants(db, "a", 1)
+    async with db.read() as conn:
+        assert await assistants.find(conn, "b", "asst_a_00") is None
+        with pytest.raises(NotFoundError):
+            await assistants.get(conn, "b", "asst_a_00")
+    with pytest.raises(NotFoundError):
+        async with db.write() as conn:
+            await assistants.replace(conn, "b", obj("asst_a_00", name="stolen"))
+    with pytest.raises(NotFoundError):
+        async with db.write() as conn:
+            await assistants.delete(conn, "b", "asst_a_00")
+    assert await page_ids(db, "b") == ([], False)
+    with pytest.raises(InvalidRequestError) as caught:
+        await page_ids(db, "b", after="asst_a_00")
+    assert caught.value.param == "after"
+    async with db.read() as conn:
+        assert (await assistants.get(conn, "a", "asst_a_00"))["name"] == "asst_a_00"
+
+
+async def test_a_failed_write_transaction_keeps_nothing(db: Database) -> None:
+    async def insert_then_fail() -> None:
+        async with db.write() as conn:
+            await assistants.insert(conn, "p", obj("asst_1"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await insert_then_fail()
+    assert await count(db, tables.assistants) == 0
+
+
+async def test_pages_in_both_orders_with_cursors(db: Database) -> None:
+    ids = await insert_assistants(db, "p", 7)  # same created_at: order comes from seq
+    newest_first = ids[::-1]
+
+    assert await page_ids(db, "p") == (newest_first, False)
+    assert await page_ids(db, "p", order="asc") == (ids, False)
+    assert await page_ids(db, "p", limit=3) == (newest_first[:3], True)
+    assert await page_ids(db, "p", limit=7) == (newest_first, False)
+
+    # after: the page following a cursor, in either order
+    assert await page_ids(db, "p", limit=3, after=newest_first[2]) == (newest_first[3:6], True)
+    assert await page_ids(db, "p", limit=3, after=newest_first[5]) == (newest_first[6:], False)
+    assert await page_ids(db, "p", order="asc", limit=2, after=ids[1]) == (ids[2:4], True)
+    assert await page_ids(db, "p", order="asc", after=ids[-1]) == ([], False)
+
+    # before: the page just before a cursor, still in the requested order
+    assert await page_ids(db, "p", limit=2, before=newest_first[4]) == (newest_first[2:4], True)
+    assert await page_ids(db, "p", limit=5, before=newest_first[2]) == (newest_first[:2], False)
+    assert await page_ids(db, "p", order="asc", limit=2, before=ids[5]) == (ids[3:5], True)
+    assert await page_ids(db, "p", order="asc", before=ids[0]) == ([], False)
+
+    # both: the objects strictly between them
+    between = await page_ids(db, "p", order="asc", after=ids[1], before=ids[5])
+    assert between == (ids[2:5], False)
+
+
+async def test_walking_pages_visits_every_object_once(db: Database) -> None:
+    ids = await insert_assistants(db, "p", 11)
+    for order in ("asc", "desc"):
+        seen: list[str] = []
+        after = None
+        while True:
+            page, more = await page_ids(db, "p", order=order, limit=4, after=after)
+            seen += page
+            if not more:
+                break
+            after = page[-1]
+        assert seen == (ids if order == "asc" else ids[::-1])
+
+
+async def test_unknown_cursor_is_a_bad_request(db: Database) -> None:
+    await insert_assistants(db, "p", 2)
+    for cursor in ("after", "before"):
+        with pytest.raises(InvalidRequestError) as caught:
+            await page_ids(db, "p", **{cursor: "asst_nope"})
+        assert caught.value.param == cursor
+        assert caught.value.code == "invalid_cursor"
+
+
+async def test_scope_columns_filter_gets_and_pages(db: Database) -> None:
+    async with db.write() as conn:
+        for thread_id in ("thread_1", "thread_2"):
+            await threads.insert(conn, "p", obj(thread_id))
+        await messages.insert(conn, "p", obj("msg_1"), thread_id="thread_1")
+        await messages.insert(conn, "p", obj("msg_2"), thread_id="thread_1", run_id="run_1")
+        await messages.insert(conn, "p", obj("msg_3"), thread_id="thread_2", run_id="run_1")
+    async with db.read() as conn:
+        in_one = await messages.page(conn, "p", PageParams(order="asc"), thread_id="thread_1")
+        by_run = await messages.page(conn, "p", PageParams(), thread_id="thread_1", run_id="run_1")
+        assert await messages.find(conn, "p", "msg_3", thread_id="thread_1") is None
+        with pytest.raises(NotFoundError):
+            await messages.get(conn, "p", "msg_3", thread_id="thread_1")
+    assert [m["id"] for m in in_one.data] == ["msg_1", "msg_2"]
+    assert [m["id"] for m in by_run.data] == ["msg_2"]
+
+
+async def test_deleting_a_thread_deletes_its_messages(db: Database) -> None:
+    async with db.write() as conn:
+        for thread_id in ("thread_1", "thread_2"):
+            await threads.insert(conn, "p", obj(thread_id))
+        for i in range(3):
+            await messages.insert(conn, "p", obj(f"msg_1{i}"), thread_id="thread_1")
+        await messages.insert(conn, "p", obj("msg_2"), thread_id="thread_2")
+    async with db.write() as conn:
+        await threads.delete(conn, "p", "thread_1")
+    async with db.read() as conn:
+        rows = await conn.execute(sa.select(tables.messages.c.id))
+        assert [row.id for row in rows] == ["msg_2"]
+
+
+async def test_a_message_needs_an_existing_thread(db: Database) -> None:
+    with pytest.raises(sa.exc.IntegrityError):
+        async with db.write() as conn:
+            await messages.insert(conn, "p", obj("msg_1"), thread_id="thread_missing")
+    assert await count(db, tables.messages) == 0
+
+
+async def test_concurrent_read_modify_write_loses_no_update(db: Database) -> None:
+    async with db.write() as conn:
+        await assistants.insert(conn, "p", obj("asst_counter", metadata={"n": "0"}))
+
+    async def increment() -> None:
+        async with db.write() as conn:
+            data = await assistants.get(conn, "p", "asst_counter")
+            await asyncio.sleep(0)  # let the others read the same value if they can
+            data["metadata"] = {"n": str(int(data["metadata"]["n"]) + 1)}
+            await assistants.replace(conn, "p", data)
+
+    await asyncio.gather(*(increment() for _ in range(50)))
+    async with db.read() as conn:
+        assert (await assistants.get(conn, "p", "asst_counter"))["metadata"] == {"n": "50"}
