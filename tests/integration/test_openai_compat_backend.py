@@ -361,6 +361,27 @@ async def test_failure_mid_stream_is_not_retried(
     assert len(fake.requests) == 1
 
 
+async def test_a_chunk_that_is_not_json_fails_the_call(
+    fake: FakeChatServer, backend: OpenAICompatBackend
+) -> None:
+    fake.break_after, fake.break_mode = 1, "garbage"
+    error = await fails(backend, ModelRequest(model="m", messages=HELLO))
+    assert error.code == "server_error"
+    assert "invalid stream" in error.message
+    assert len(fake.requests) == 1
+
+
+async def test_an_error_event_before_any_delta_is_not_retried(
+    fake: FakeChatServer, backend: OpenAICompatBackend
+) -> None:
+    fake.break_after, fake.break_mode = 0, "error"
+    fake.fail_message = "The model is overloaded."
+    error = await fails(backend, ModelRequest(model="m", messages=HELLO))
+    assert error.code == "server_error"
+    assert "overloaded" in error.message
+    assert len(fake.requests) == 1
+
+
 async def test_a_drop_before_any_delta_is_retried(
     fake: FakeChatServer, backend: OpenAICompatBackend
 ) -> None:

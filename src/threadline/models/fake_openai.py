@@ -52,7 +52,7 @@ class FakeChatServer:
         delay: float = 0.0,
         token_delay: float = 0.0,
         break_after: int | None = None,
-        break_mode: Literal["error", "drop"] = "error",
+        break_mode: Literal["error", "drop", "garbage"] = "error",
     ) -> None:
         self.reply = reply
         self.tool_calls = list(tool_calls)  # {"name": ..., "arguments": {...} or "..."}
@@ -66,7 +66,7 @@ class FakeChatServer:
         self.delay = delay  # before answering
         self.token_delay = token_delay  # between streamed chunks
         self.break_after = break_after  # end the stream after that many delta chunks
-        self.break_mode = break_mode  # with an error event, or by dropping the connection
+        self.break_mode = break_mode  # an error event, a dropped connection, or non-JSON
         self._behaviour = dict(vars(self))
         self.requests: list[dict[str, Any]] = []  # the bodies received, in order
         self.headers: list[dict[str, str]] = []
@@ -260,6 +260,9 @@ class _EventStream(Response):
                 if data is None:  # break the stream
                     if server.break_mode == "drop":
                         raise ConnectionAbortedError("the fake server dropped the stream")
+                    if server.break_mode == "garbage":
+                        await _send(send, _frame("this is not JSON"), more=False)
+                        return
                     error = {"message": server.fail_message, "type": "server_error"}
                     await _send(send, _frame(json.dumps({"error": error})), more=False)
                     return

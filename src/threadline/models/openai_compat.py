@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import json
 import logging
 import random
 import re
@@ -24,7 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import openai
-from openai import AsyncOpenAI, Omit, omit
+from openai import AsyncAPIResponse, AsyncOpenAI, Omit, omit
 
 from threadline.models import tokens
 from threadline.models.base import (
@@ -47,7 +48,6 @@ from threadline.models.scripted import new_call_id
 
 if TYPE_CHECKING:
     from openai.types.chat import (
-        ChatCompletionChunk,
         ChatCompletionMessageParam,
         ChatCompletionToolChoiceOptionParam,
         ChatCompletionToolUnionParam,
@@ -190,19 +190,19 @@ class _ToolCallIndexer:
     def count(self) -> int:
         return len(self._ids)
 
-    def delta(self, position: int, call: Any) -> ToolCallDelta:
-        server_index = getattr(call, "index", None)
+    def delta(self, position: int, call: dict[str, Any]) -> ToolCallDelta:
+        server_index = call.get("index")
         if not isinstance(server_index, int):
             server_index = position
-        function = getattr(call, "function", None)
-        arguments = getattr(function, "arguments", None) or ""
-        call_id = getattr(call, "id", None)
+        function = call.get("function") or {}
+        arguments = function.get("arguments") or ""
+        call_id = call.get("id")
         slot = self._slots.get(server_index)
         if slot is not None and (not call_id or call_id == self._ids[slot]):
             return ToolCallDelta(slot, arguments=arguments)
         slot = self._slots[server_index] = len(self._ids)
         self._ids.append(call_id or new_call_id())
-        name = getattr(function, "name", None) or ""
+        name = function.get("name") or ""
         return ToolCallDelta(slot, id=self._ids[slot], name=name, arguments=arguments)
 
 
@@ -283,7 +283,9 @@ class OpenAICompatBackend(ModelBackend):
         response_format = request.response_format
         if response_format is not None and response_format.get("type") == "text":
             response_format = None  # the default; some servers reject it
-        stream = await self._client.chat.completions.create(
+        # The raw streaming response: chunks are read as plain JSON rather than
+        # built into the SDK's models, which cost more than the rest of a run.
+        async with self._client.chat.completions.with_streaming_response.create(
             model=model,
             messages=cast("list[ChatCompletionMessageParam]", _wire(request.messages)),
             stream=True,
@@ -295,24 +297,24 @@ class OpenAICompatBackend(ModelBackend):
             temperature=_given(request.temperature),
             top_p=_given(request.top_p),
             max_tokens=_given(request.max_tokens),
-        )
-        async with stream:
+        ) as response:
             indexer = _ToolCallIndexer()
             usage: Usage | None = None
             reason: str | None = None
             produced: list[str] = []
-            async for chunk in stream:
+            async for chunk in _chunks(response):
                 usage = _usage(chunk) or usage
-                for choice in chunk.choices[:1]:
-                    delta = choice.delta
-                    if delta.content:
-                        produced.append(delta.content)
-                        yield TextDelta(delta.content)
-                    for position, call in enumerate(delta.tool_calls or ()):
+                for choice in (chunk.get("choices") or ())[:1]:
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content")
+                    if content:
+                        produced.append(content)
+                        yield TextDelta(content)
+                    for position, call in enumerate(delta.get("tool_calls") or ()):
                         event = indexer.delta(position, call)
                         produced.append((event.name or "") + event.arguments)
                         yield event
-                    reason = choice.finish_reason or reason
+                    reason = choice.get("finish_reason") or reason
         if usage is None:
             await tokens.load_encoding(model)
             usage = Usage(
@@ -325,12 +327,58 @@ class OpenAICompatBackend(ModelBackend):
         yield Finish(finish, usage)
 
 
+async def _events(response: AsyncAPIResponse[Any]) -> AsyncGenerator[str, None]:
+    """The ``data`` of each server-sent event, up to ``[DONE]``; a transport failure
+    mid-stream becomes the SDK's ``APIConnectionError`` (retryable before output)."""
+    lines = response.iter_lines()
+    data: list[str] = []
+    try:
+        async for line in lines:
+            if line.startswith("data:"):
+                data.append(line[6:] if line.startswith("data: ") else line[5:])
+            elif not line and data:
+                payload = "\n".join(data)
+                data = []
+                if payload.startswith("[DONE]"):
+                    return
+                yield payload
+        if data and not data[0].startswith("[DONE]"):
+            yield "\n".join(data)
+    except (openai.OpenAIError, asyncio.CancelledError, GeneratorExit):
+        raise
+    except Exception as exc:
+        raise openai.APIConnectionError(
+            message=f"The model stream broke off: {exc!r}", request=response.http_request
+        ) from exc
+
+
+async def _chunks(response: AsyncAPIResponse[Any]) -> AsyncIterator[dict[str, Any]]:
+    """Chat-completion chunks as dicts; an ``error`` object in the stream is raised
+    as the SDK would raise it."""
+    async with contextlib.aclosing(_events(response)) as events:
+        async for payload in events:
+            chunk = json.loads(payload)
+            if not isinstance(chunk, dict):
+                raise ValueError(f"a stream chunk is not an object: {payload[:200]}")
+            error = chunk.get("error")
+            if error:
+                message = error.get("message") if isinstance(error, dict) else None
+                raise openai.APIError(
+                    message=message
+                    if isinstance(message, str) and message
+                    else "An error occurred during streaming",
+                    request=response.http_request,
+                    body=error,
+                )
+            yield chunk
+
+
 def _wire(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
     return [_message(message) for message in messages]
 
 
-def _usage(chunk: ChatCompletionChunk) -> Usage | None:
-    usage = chunk.usage
-    if usage is None:
+def _usage(chunk: dict[str, Any]) -> Usage | None:
+    usage = chunk.get("usage")
+    if not isinstance(usage, dict):
         return None
-    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+    return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
