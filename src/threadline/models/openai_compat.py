@@ -22,10 +22,10 @@ import random
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 import openai
-from openai import AsyncAPIResponse, AsyncOpenAI, Omit, omit
+from openai import AsyncAPIResponse, AsyncOpenAI
 
 from threadline.models import tokens
 from threadline.models.base import (
@@ -47,16 +47,8 @@ from threadline.models.base import (
 from threadline.models.scripted import new_call_id
 
 if TYPE_CHECKING:
-    from openai.types.chat import (
-        ChatCompletionMessageParam,
-        ChatCompletionToolChoiceOptionParam,
-        ChatCompletionToolUnionParam,
-    )
-    from openai.types.chat.completion_create_params import ResponseFormat
-
     from threadline.settings import Settings
 
-_T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 OPENAI_URL = "https://api.openai.com/v1"
 MAX_RETRY_AFTER_SECONDS = 60.0
@@ -110,14 +102,10 @@ def _tool(tool: FunctionTool) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def _tool_choice(choice: ToolChoice) -> ChatCompletionToolChoiceOptionParam:
+def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
     if isinstance(choice, NamedToolChoice):
         return {"type": "function", "function": {"name": choice.name}}
     return choice
-
-
-def _given(value: _T | None) -> _T | Omit:
-    return omit if value is None else value
 
 
 # ----------------------------------------------------------------------- errors
@@ -279,24 +267,12 @@ class OpenAICompatBackend(ModelBackend):
 
     async def _attempt(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         model = self.resolve_model(request.model)
-        tools = [_tool(tool) for tool in request.tools]
-        response_format = request.response_format
-        if response_format is not None and response_format.get("type") == "text":
-            response_format = None  # the default; some servers reject it
         # The raw streaming response: chunks are read as plain JSON rather than
-        # built into the SDK's models, which cost more than the rest of a run.
+        # built into the SDK's models, which cost more than the rest of a run. The
+        # body is built here in wire form and sent as it is (``extra_body``), without
+        # the SDK's field-by-field walk over every message.
         async with self._client.chat.completions.with_streaming_response.create(
-            model=model,
-            messages=cast("list[ChatCompletionMessageParam]", _wire(request.messages)),
-            stream=True,
-            stream_options={"include_usage": True},
-            tools=cast("list[ChatCompletionToolUnionParam]", tools) if tools else omit,
-            tool_choice=_tool_choice(request.tool_choice) if tools else omit,
-            parallel_tool_calls=request.parallel_tool_calls if tools else omit,
-            response_format=cast("ResponseFormat", response_format) if response_format else omit,
-            temperature=_given(request.temperature),
-            top_p=_given(request.top_p),
-            max_tokens=_given(request.max_tokens),
+            model=model, messages=[], stream=True, extra_body=chat_body(model, request)
         ) as response:
             indexer = _ToolCallIndexer()
             usage: Usage | None = None
@@ -373,8 +349,26 @@ async def _chunks(response: AsyncAPIResponse[Any]) -> AsyncIterator[dict[str, An
             yield chunk
 
 
-def _wire(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
-    return [_message(message) for message in messages]
+def chat_body(model: str, request: ModelRequest) -> dict[str, Any]:
+    """The chat-completions request body for ``request``, in wire form."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [_message(message) for message in request.messages],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if request.tools:
+        body["tools"] = [_tool(tool) for tool in request.tools]
+        body["tool_choice"] = _tool_choice(request.tool_choice)
+        body["parallel_tool_calls"] = request.parallel_tool_calls
+    response_format = request.response_format
+    if response_format is not None and response_format.get("type") != "text":
+        body["response_format"] = response_format  # "text" is the default; some reject it
+    for key in ("temperature", "top_p", "max_tokens"):
+        value = getattr(request, key)
+        if value is not None:
+            body[key] = value
+    return body
 
 
 def _usage(chunk: dict[str, Any]) -> Usage | None:
