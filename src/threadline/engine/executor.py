@@ -23,7 +23,14 @@ from threadline.domain.run_status import RunStatus
 from threadline.engine.context import PromptTooLarge, prepare
 from threadline.engine.lifecycle import Lifecycle
 from threadline.engine.output import TurnOutput
-from threadline.models.base import Finish, ModelBackend, ModelError, TextDelta, ToolCallDelta
+from threadline.models.base import (
+    Finish,
+    ModelBackend,
+    ModelError,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from threadline.settings import Settings
 from threadline.storage import runs as store
 from threadline.storage.db import Database
@@ -86,7 +93,7 @@ class Executor:
         assert current is not None
         keeper = asyncio.create_task(self._keep_lease(run_id, current))
         try:
-            await self._turn(run, seen[0])
+            await self._turn(run, claimed.counted, seen[0])
         except asyncio.CancelledError:
             await asyncio.shield(self._after_abort(run_id))
             raise
@@ -134,11 +141,13 @@ class Executor:
         if moved is None:
             await self.lifecycle.move(run_id, S.CANCELLED, allowed={S.CANCELLING})
 
-    async def _turn(self, run: dict[str, Any], seen: _Seen) -> None:
+    async def _turn(self, run: dict[str, Any], counted: Usage, seen: _Seen) -> None:
         run_id = run["id"]
         history, steps, own = seen.history, seen.steps, seen.own
-        remaining_completion = _remaining(run.get("max_completion_tokens"), seen.completion_tokens)
-        remaining_prompt = _remaining(run.get("max_prompt_tokens"), seen.prompt_tokens)
+        remaining_completion = _remaining(
+            run.get("max_completion_tokens"), counted.completion_tokens
+        )
+        remaining_prompt = _remaining(run.get("max_prompt_tokens"), counted.prompt_tokens)
         if remaining_completion is not None and remaining_completion <= 0:
             await self._incomplete(run_id, "max_completion_tokens")
             return
@@ -215,6 +224,9 @@ class Executor:
             add_usage=finish.usage,
             change=conclude,
             columns={"lease_owner": None, "lease_expires_at": None},
+            # The finisher ends this turn's message and steps; earlier turns' steps
+            # ended when their tool outputs came, or were dropped on a hand-back.
+            output_closed=True,
         )
         if moved is None:
             # Cancelled while the model was answering: finish the cancel here.
@@ -237,18 +249,13 @@ class _Overdue(Exception):
 class _Seen:
     """What a turn reads as it claims its run."""
 
-    prompt_tokens: int
-    completion_tokens: int
     history: list[dict[str, Any]]
     steps: list[dict[str, Any]]
     own: list[dict[str, Any]]
 
 
 async def _read_turn(conn: AsyncConnection, run: dict[str, Any]) -> _Seen:
-    row = await store.lock_run(conn, run["id"])
     return _Seen(
-        prompt_tokens=int(row.prompt_tokens),
-        completion_tokens=int(row.completion_tokens),
         history=await store.thread_history(conn, run["thread_id"], run["id"]),
         steps=await store.steps_of(conn, run["id"]),
         own=await store.run_messages(conn, run["id"]),

@@ -66,6 +66,7 @@ class Move:
     """What one move wrote, and the events to publish once it is committed."""
 
     run: dict[str, Any]
+    counted: Usage = field(default_factory=Usage)  # the run's usage before this move
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -89,12 +90,15 @@ class Lifecycle:
         add_usage: Usage | None = None,
         columns: dict[str, Any] | None = None,
         lease_owner: str | None = None,
+        output_closed: bool = False,
     ) -> Move | None:
         """Move the run to ``target`` if its status allows; ``None`` if it does not
         (someone else moved it first) or ``lease_owner`` no longer holds it.
 
         ``work`` runs inside the same transaction first (writing steps and
-        messages) and returns the events those writes make."""
+        messages) and returns the events those writes make. A move to a terminal
+        status ends the run's unfinished steps and messages, unless the caller says
+        ``work`` already has (``output_closed``)."""
         async with self.db.write() as conn:
             row = await store.lock_run(conn, run_id)
             if row is None:
@@ -111,19 +115,19 @@ class Lifecycle:
             stamp = _RUN_STAMP.get(target)
             if stamp and (target != S.IN_PROGRESS or run.get(stamp) is None):
                 run[stamp] = now()
-            moved = Move(run)
+            counted = Usage(int(row.prompt_tokens), int(row.completion_tokens))
+            moved = Move(run, counted)
             if work is not None:
                 moved.events.extend(await work(conn, row.project_id, run))
             extra = dict(columns or {})
-            tally = Usage(int(row.prompt_tokens), int(row.completion_tokens)) + (
-                add_usage or Usage()
-            )
+            tally = counted + (add_usage or Usage())
             if add_usage is not None:
                 extra.update(
                     prompt_tokens=tally.prompt_tokens, completion_tokens=tally.completion_tokens
                 )
             if target.is_terminal:
-                await self._close_output(conn, row.project_id, run, target, moved)
+                if not output_closed:
+                    await self._close_output(conn, row.project_id, run, target, moved)
                 run["expires_at"] = None
                 run["required_action"] = None
                 run["usage"] = {
