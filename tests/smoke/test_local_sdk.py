@@ -126,13 +126,17 @@ def test_json_mode_answers_json(local: openai.OpenAI) -> None:
 
 
 def test_long_essay_under_a_budget_ends_incomplete(local: openai.OpenAI) -> None:
-    # The budget is far below any essay, so the answer cannot end on its own first,
-    # whatever the sampler picks.
-    assistant, thread = _ask(local, "Write a long, detailed essay about the history of Rome.")
+    # Greedy decoding, and an essay asked to run far past the budget: the answer
+    # cannot end on its own first.
+    assistant, thread = _ask(
+        local,
+        "Write a long, detailed essay of at least 1500 words about the history of Rome, "
+        "from its founding to the fall of the Western Empire.",
+    )
     run = local.beta.threads.runs.create_and_poll(
         thread_id=thread,
         assistant_id=assistant,
-        max_completion_tokens=24,
+        max_completion_tokens=256,
         temperature=0,
         poll_interval_ms=200,
     )
@@ -140,7 +144,7 @@ def test_long_essay_under_a_budget_ends_incomplete(local: openai.OpenAI) -> None
     assert run.incomplete_details is not None
     assert run.incomplete_details.reason == "max_completion_tokens"
     assert run.usage is not None
-    assert run.usage.completion_tokens <= 24
+    assert run.usage.completion_tokens <= 256
     message = local.beta.threads.messages.list(thread, limit=1).data[0]
     assert message.status == "incomplete"
 
