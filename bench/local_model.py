@@ -145,6 +145,7 @@ class Outcome:
     finish: str = ""
     first_token_s: float = 0.0
     completion_tokens: int = 0
+    prompt_tokens: int = 0
 
 
 Check = Callable[[Outcome], str | None]
@@ -632,6 +633,7 @@ async def run_one(backend: LocalBackend, request: ModelRequest) -> Outcome:
         else:
             out.finish = event.reason
             out.completion_tokens = event.usage.completion_tokens
+            out.prompt_tokens = event.usage.prompt_tokens
     out.calls = [(name, args) for name, args in (pending[i] for i in sorted(pending))]
     return out
 
@@ -682,9 +684,7 @@ async def speed(backend: LocalBackend, model: str) -> None:
             messages=[ChatMessage("system", SPEED_SYSTEM), ChatMessage("user", question)],
         )
 
-    first = req("Hi! What kind of shop is this?", 1)
-    prompt_tokens = backend.count_tokens(model, first.messages)
-    cold = await run_one(backend, first)
+    cold = await run_one(backend, req("Hi! What kind of shop is this?", 1))
     warm = [
         await run_one(backend, req(q, 1))
         for q in ("Do you sell tents?", "What are your opening hours?", "Can I pay by card?")
@@ -696,7 +696,8 @@ async def speed(backend: LocalBackend, model: str) -> None:
     decode = (long.completion_tokens - 1) / max(elapsed - long.first_token_s, 1e-9)
     warm_ttft = sorted(o.first_token_s for o in warm)[len(warm) // 2]
     print(
-        f"speed {backend.resolve_model(model)}: prompt ~{prompt_tokens} tokens (+tools) | "
+        f"speed {backend.resolve_model(model)}: prompt {cold.prompt_tokens} tokens "
+        f"(instructions + {len(tools)} tools) | "
         f"TTFT cold {cold.first_token_s:.2f}s, warm {warm_ttft:.2f}s (median of 3) | "
         f"decode {decode:.1f} tokens/s over {long.completion_tokens} tokens"
     )

@@ -39,6 +39,7 @@ from threadline.models.local_tools import (
     new_call_id,
     parse_tool_calls,
     plan_request,
+    render_answer,
     render_chatml,
     sample_token,
     sampling_for,
@@ -121,6 +122,48 @@ def test_render_tool_round_trip_with_answer_hint() -> None:
     hint = ANSWER_HINT.format(question="Weather in Oslo?")
     assert turn.endswith(f"</tool_response>\n{hint}<|im_end|>\n<|im_start|>assistant\n")
     assert hint not in render_chatml(messages, TOOLS)
+
+
+def test_answer_prompt_puts_the_results_in_the_question() -> None:
+    paris = ToolCall(id="call_1", name="get_weather", arguments='{"city": "Paris"}')
+    rome = ToolCall(id="call_2", name="get_weather", arguments='{"city": "Rome"}')
+    messages = [
+        ChatMessage("system", "Be brief."),
+        ChatMessage("user", "Hello"),
+        ChatMessage("assistant", "Hi!"),
+        ChatMessage("user", "Weather in Paris and Rome?"),
+        ChatMessage("assistant", None, tool_calls=(paris, rome)),
+        ChatMessage("tool", '{"temp": 18}', tool_call_id="call_1"),
+        ChatMessage("tool", '{"temp": 24}', tool_call_id="call_2"),
+    ]
+    prompt = render_answer(messages)
+    assert prompt.startswith("<|im_start|>system\nBe brief.<|im_end|>")
+    assert "<tools>" not in prompt
+    assert "<tool_call>" not in prompt
+    assert "<tool_response>" not in prompt
+    assert "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\nHi!<|im_end|>" in prompt
+    last = prompt.split("<|im_start|>user\n")[-1]
+    assert last.startswith("Weather in Paris and Rome?\n")
+    assert '- get_weather(city="Paris") returned: {"temp": 18}' in last
+    assert '- get_weather(city="Rome") returned: {"temp": 24}' in last
+    assert last.endswith("<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_plan_answers_from_results_only_in_auto_mode() -> None:
+    call = ToolCall(id="call_1", name="get_weather", arguments='{"city": "Oslo"}')
+    messages = [
+        ChatMessage("user", "Weather in Oslo?"),
+        ChatMessage("assistant", None, tool_calls=(call,)),
+        ChatMessage("tool", '{"temp": 3}', tool_call_id="call_1"),
+    ]
+    auto = plan_request(ModelRequest("m", messages, tools=TOOLS))
+    assert auto.after_tool_results
+    assert auto.answer_prompt is not None
+    assert 'get_weather(city="Oslo") returned: {"temp": 3}' in auto.answer_prompt
+    forced = plan_request(ModelRequest("m", messages, tools=TOOLS, tool_choice="required"))
+    assert forced.answer_prompt is None
+    before = plan_request(ModelRequest("m", messages[:1], tools=TOOLS))
+    assert before.answer_prompt is None
 
 
 def test_format_call_keeps_invalid_argument_text() -> None:

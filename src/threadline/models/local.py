@@ -276,6 +276,7 @@ class _Call:
         self.budget = min(room, request.max_tokens) if request.max_tokens else room
         self.sampling = sampling_for(request)
         self.used = 0
+        self.prompt_tokens = len(self.prompt)
 
     def run(self) -> None:
         plan = self.plan
@@ -293,7 +294,7 @@ class _Call:
         self._text(allow_calls=True)
 
     def _finish(self, reason: FinishReason) -> None:
-        self.emit(Finish(reason, Usage(len(self.prompt), self.used)))
+        self.emit(Finish(reason, Usage(self.prompt_tokens, self.used)))
 
     def _decode(
         self, prompt: list[int] | None = None, *, structured: bool = False, **kwargs: Any
@@ -362,6 +363,14 @@ class _Call:
         with a call or be empty; one that still turns into a call is redone without code
         fences, and a ``<tool_call>`` after some text is parsed as calls."""
         engine, plan = self.engine, self.plan
+        answer_prompt = None
+        if plan.answer_prompt is not None:
+            answer_prompt = engine.tokenize(plan.answer_prompt)
+            if len(answer_prompt) < engine.n_ctx:
+                self.budget = min(self.budget, engine.n_ctx - len(answer_prompt))
+                self.prompt_tokens = max(self.prompt_tokens, len(answer_prompt))
+            else:
+                answer_prompt = None
         grammar = json_grammar(self.request.response_format) if plan.json_mode else None
         for retry in (False, True):
             answer = AnswerStream(self._show, screen=allow_calls and not plan.json_mode,
@@ -371,7 +380,7 @@ class _Call:
                 return (engine.is_call_start(token, plan.json_mode) or engine.is_eog(token)
                         or (retry and engine.is_fence(token)))  # fmt: skip
 
-            out = self._decode(grammar_text=grammar, on_text=answer.feed,
+            out = self._decode(answer_prompt, grammar_text=grammar, on_text=answer.feed,
                                reject_first=reject if allow_calls else None)  # fmt: skip
             if not answer.turned_to_call or out.length:
                 break

@@ -120,6 +120,43 @@ def render_chatml(
     return "".join(out)
 
 
+def render_answer(messages: Sequence[ChatMessage], *, extra_system: str | None = None) -> str:
+    """The prompt for answering from the tool results that end ``messages``.
+
+    Small models shown the template's call-and-response turns tend to echo a call
+    back instead of answering. Here the calls made since the last user message and
+    their results become plain text in that message, followed by the request to
+    answer, and no tools are offered."""
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    if last_user < 0:
+        return render_chatml(messages, extra_system=extra_system)
+    names = {c.id: (c.name, c.arguments) for m in messages[last_user:] for c in m.tool_calls}
+    found = []
+    for msg in messages[last_user + 1 :]:
+        if msg.role == "tool":
+            name, arguments = names.get(msg.tool_call_id or "", ("a function", ""))
+            found.append(f"- {name}({_compact(arguments)}) returned: {msg.content or ''}")
+        elif msg.role == "assistant" and msg.content:
+            found.append(f"- You said: {msg.content}")
+    question = messages[last_user].content or ""
+    body = (
+        f"{question}\n\nYou called functions for this. Their results:\n" + "\n".join(found)
+        + "\n\nNow reply to my message, telling me what the results say."
+    )  # fmt: skip
+    rewritten = [*messages[:last_user], ChatMessage("user", body)]
+    return render_chatml(rewritten, extra_system=extra_system)
+
+
+def _compact(arguments: str) -> str:
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return arguments
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in value.items())
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _tool_response(msg: ChatMessage) -> str:
     return f"<tool_response>\n{msg.content or ''}\n</tool_response>"
 
@@ -581,6 +618,8 @@ class Plan:
     json_mode: bool
     after_tool_results: bool
     """The conversation ends with tool results: the model should now answer."""
+    answer_prompt: str | None
+    """The prompt for a text answer, where it differs from ``prompt``."""
     previous_calls: frozenset[tuple[str, str]]
     turn_functions: frozenset[str]
     """Functions already called since the last user message."""
@@ -622,6 +661,11 @@ def plan_request(request: ModelRequest) -> Plan:
         tools=tools,
         json_mode=kind in ("json_object", "json_schema"),
         after_tool_results=after,
+        answer_prompt=(
+            render_answer(messages, extra_system=json_instruction(request.response_format))
+            if after and mode == "auto"
+            else None
+        ),
         previous_calls=frozenset(
             _call_key(c.name, c.arguments) for m in messages for c in m.tool_calls
         ),
