@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import openai
-from openai import AsyncAPIResponse, AsyncOpenAI
+from openai import AsyncAPIResponse, AsyncOpenAI, DefaultAioHttpClient
 
 from threadline.models import tokens
 from threadline.models.base import (
@@ -214,6 +214,9 @@ class OpenAICompatBackend(ModelBackend):
             api_key=settings.openai_api_key,
             timeout=settings.openai_timeout_seconds,
             max_retries=0,
+            # aiohttp's C HTTP parser: the SDK's default transport spent as much CPU
+            # on a loopback model call as the rest of the run's request handling.
+            http_client=DefaultAioHttpClient(timeout=settings.openai_timeout_seconds),
         )
 
     def resolve_model(self, requested: str) -> str:
