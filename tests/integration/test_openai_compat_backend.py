@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from model_events import collect as run
+from model_events import finish_of, text_of
 from threadline.models import tokens
 from threadline.models.base import (
     ChatMessage,
@@ -57,20 +59,6 @@ async def backend(fake: FakeChatServer) -> AsyncIterator[OpenAICompatBackend]:
     backend = make_backend(fake.url, openai_max_retries=2)
     yield backend
     await backend.aclose()
-
-
-async def run(backend: OpenAICompatBackend, request: ModelRequest) -> list[ModelEvent]:
-    return [event async for event in backend.stream(request)]
-
-
-def text_of(events: list[ModelEvent]) -> str:
-    return "".join(event.text for event in events if isinstance(event, TextDelta))
-
-
-def finish_of(events: list[ModelEvent]) -> Finish:
-    assert isinstance(events[-1], Finish)
-    assert sum(isinstance(event, Finish) for event in events) == 1
-    return events[-1]
 
 
 async def fails(backend: OpenAICompatBackend, request: ModelRequest) -> ModelError:

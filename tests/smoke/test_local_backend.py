@@ -17,11 +17,10 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
+from model_events import collect, finish_of, text_of
 from threadline.models.base import (
     ChatMessage,
-    Finish,
     FunctionTool,
-    ModelEvent,
     ModelRequest,
     NamedToolChoice,
     TextDelta,
@@ -51,20 +50,6 @@ async def backend() -> AsyncIterator[LocalBackend]:
     await local.warm_up()
     yield local
     await local.aclose()
-
-
-async def collect(backend: LocalBackend, request: ModelRequest) -> list[ModelEvent]:
-    return [event async for event in backend.stream(request)]
-
-
-def text_of(events: list[ModelEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def finish_of(events: list[ModelEvent]) -> Finish:
-    assert isinstance(events[-1], Finish)
-    assert sum(isinstance(e, Finish) for e in events) == 1
-    return events[-1]
 
 
 def user(text: str) -> list[ChatMessage]:

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from model_events import collect as run
+from model_events import finish_of, text_of
 from threadline.models import tokens
 from threadline.models.base import (
     ChatMessage,
-    Finish,
     FunctionTool,
     ModelError,
     ModelEvent,
@@ -73,20 +74,6 @@ def assistant_calls(*names: str) -> list[ChatMessage]:
     calls = tuple(ToolCall(f"call_{i}", name, "{}") for i, name in enumerate(names))
     results = [ChatMessage("tool", "ok", tool_call_id=call.id) for call in calls]
     return [ChatMessage("assistant", None, tool_calls=calls), *results]
-
-
-async def run(backend: ScriptedBackend, req: ModelRequest) -> list[ModelEvent]:
-    return [event async for event in backend.stream(req)]
-
-
-def text_of(events: list[ModelEvent]) -> str:
-    return "".join(event.text for event in events if isinstance(event, TextDelta))
-
-
-def finish_of(events: list[ModelEvent]) -> Finish:
-    assert isinstance(events[-1], Finish)
-    assert sum(isinstance(event, Finish) for event in events) == 1
-    return events[-1]
 
 
 def calls_of(events: list[ModelEvent]) -> list[tuple[str, str, str]]:
