@@ -147,9 +147,14 @@ def render_answer(messages: Sequence[ChatMessage], *, extra_system: str | None =
     return render_chatml(rewritten, extra_system=extra_system)
 
 
+def _load_arguments(text: str) -> Any:
+    """A call's arguments text as a value (blank is ``{}``); ``ValueError`` if not JSON."""
+    return json.loads(text) if text.strip() else {}
+
+
 def _compact(arguments: str) -> str:
     try:
-        value = json.loads(arguments) if arguments.strip() else {}
+        value = _load_arguments(arguments)
     except ValueError:
         return arguments
     if isinstance(value, dict):
@@ -168,7 +173,7 @@ def _last_question(messages: Sequence[ChatMessage]) -> str:
 def format_call(name: str, arguments: str | dict[str, Any]) -> str:
     if isinstance(arguments, str):
         with contextlib.suppress(ValueError):
-            arguments = json.loads(arguments) if arguments.strip() else {}
+            arguments = _load_arguments(arguments)
     args = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
     head = json.dumps(name, ensure_ascii=False)
     return f'<tool_call>\n{{"name": {head}, "arguments": {args}}}\n</tool_call>'
@@ -365,7 +370,7 @@ def _normalise_call(item: Any, tools: dict[str, FunctionTool]) -> ParsedCall | N
             break
     if isinstance(args, str):
         try:
-            args = json.loads(args) if args.strip() else {}
+            args = _load_arguments(args)
         except ValueError:
             return None
     if not isinstance(args, dict):
@@ -648,10 +653,11 @@ def plan_request(request: ModelRequest) -> Plan:
     messages = list(request.messages)
     after = bool(messages) and messages[-1].role == "tool"
     last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    instruction = json_instruction(request.response_format)
     prompt = render_chatml(
         messages,
         request.tools if mode == "forced" else tools,
-        extra_system=json_instruction(request.response_format),
+        extra_system=instruction,
         answer_hint=after and mode == "auto",
     )
     kind = (request.response_format or {}).get("type")
@@ -662,9 +668,7 @@ def plan_request(request: ModelRequest) -> Plan:
         json_mode=kind in ("json_object", "json_schema"),
         after_tool_results=after,
         answer_prompt=(
-            render_answer(messages, extra_system=json_instruction(request.response_format))
-            if after and mode == "auto"
-            else None
+            render_answer(messages, extra_system=instruction) if after and mode == "auto" else None
         ),
         previous_calls=frozenset(
             _call_key(c.name, c.arguments) for m in messages for c in m.tool_calls
@@ -677,7 +681,7 @@ def plan_request(request: ModelRequest) -> Plan:
 
 def _call_key(name: str, arguments: str) -> tuple[str, str]:
     try:
-        value = json.loads(arguments) if arguments.strip() else {}
+        value = _load_arguments(arguments)
     except ValueError:
         return name, arguments
     return name, json.dumps(value, sort_keys=True)
