@@ -10,11 +10,24 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="local"
 if [ "${1:-}" = "--dev" ]; then extras="local,dev"; fi
-stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras/,/-}"
+# llama-cpp-python ships only as source: build it without the multimodal tools and,
+# on x86-64, for AVX2 rather than for this very CPU (`-march=native`): the native
+# build's AMX and AVX-512 kernels crash on some virtual machines that report them.
+default_cmake="-DLLAVA_BUILD=OFF"
+if [ "$(uname -m)" = "x86_64" ]; then default_cmake="$default_cmake -DGGML_NATIVE=OFF"; fi
+export CMAKE_ARGS="${CMAKE_ARGS:-$default_cmake}"
+key=$( (cat pyproject.toml; echo "$CMAKE_ARGS") | sha256sum | cut -c1-16)
+stamp=".venv/.installed-$key-${extras/,/-}"
 if [ ! -f "$stamp" ]; then
-  # llama-cpp-python ships only as source: build it without the multimodal tools.
-  export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
   echo "installing threadline[$extras] (the first time builds the local model runtime, ~5 min)" >&2
+  runtime=".venv/.llama-cmake-args"
+  if [ "$(cat "$runtime" 2>/dev/null)" != "$CMAKE_ARGS" ]; then
+    # Built here with these flags, never taken from pip's wheel cache (a wheel
+    # built earlier, with other flags, would be reused as it is).
+    pin=$(grep -o '"llama-cpp-python==[^"]*"' pyproject.toml | tr -d '"')
+    .venv/bin/python -m pip install -q --no-cache-dir --force-reinstall --no-deps "$pin"
+    echo "$CMAKE_ARGS" > "$runtime"
+  fi
   .venv/bin/python -m pip install -q -e ".[$extras]"
   touch "$stamp"
 fi
