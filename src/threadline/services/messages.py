@@ -57,13 +57,20 @@ async def check_message_files(
         await refs.check_files(conn, project, images, f"{param}content")
 
 
-async def active_run_id(conn: AsyncConnection, thread_id: str) -> str | None:
-    query = (
-        sa.select(tables.runs.c.id)
-        .where(tables.runs.c.thread_id == thread_id, tables.runs.c.status.in_(list(ACTIVE)))
-        .limit(1)
+# Built once, its statuses as separate comparisons: every run creation and message
+# asks, and an ``IN`` list is expanded anew on each execution.
+_ACTIVE_RUN = (
+    sa.select(tables.runs.c.id)
+    .where(
+        tables.runs.c.thread_id == sa.bindparam("thread_id"),
+        sa.or_(*(tables.runs.c.status == str(status) for status in sorted(ACTIVE))),
     )
-    return (await conn.execute(query)).scalar()
+    .limit(1)
+)
+
+
+async def active_run_id(conn: AsyncConnection, thread_id: str) -> str | None:
+    return (await conn.execute(_ACTIVE_RUN, {"thread_id": thread_id})).scalar()
 
 
 async def ensure_thread_idle(conn: AsyncConnection, thread_id: str) -> None:
