@@ -49,6 +49,19 @@ class InlineConnection(aiosqlite.Connection):
     def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
         return self._connect().__await__()  # no thread to start
 
+    def execute_now(self, sql: str) -> None:
+        """Run a statement that returns nothing (``BEGIN``) straight on SQLite."""
+        self._conn.execute(sql)
+
+
+def execute_now(driver_connection: Any, sql: str) -> bool:
+    """Run ``sql`` at once if ``driver_connection`` is inline; False if it is not
+    (the caller goes through SQLAlchemy)."""
+    if not isinstance(driver_connection, InlineConnection):
+        return False
+    driver_connection.execute_now(sql)
+    return True
+
 
 def connector(database: str, timeout: float) -> Callable[[], Awaitable[InlineConnection]]:
     """An ``async_creator`` for SQLAlchemy: connections to ``database`` (a path)."""
