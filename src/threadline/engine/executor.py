@@ -85,7 +85,28 @@ class Executor:
             return
         if claimed is None:
             return
-        run = claimed.run
+        await self._execute_claimed(claimed.run, claimed.counted, seen[0])
+
+    async def claim_new(self, conn: AsyncConnection, run: dict[str, Any]) -> Claimed:
+        """Claim a run inside the transaction that creates it (a slot was free
+        here): it skips the queue, and its turn one transaction of its own."""
+        claimed = dict(run, status=str(S.IN_PROGRESS), started_at=now())
+        await store.save_run(
+            conn,
+            claimed,
+            S.QUEUED,
+            lease_owner=self.worker_id,
+            lease_expires_at=self._lease_until(),
+        )
+        history = await store.thread_history(conn, run["thread_id"], run["id"])
+        return Claimed(claimed, _Seen(history=history, steps=[], own=[]))
+
+    async def execute_claimed(self, claimed: Claimed) -> None:
+        """Execute a run ``claim_new`` claimed, once its transaction committed."""
+        await self._execute_claimed(claimed.run, Usage(), claimed.seen)
+
+    async def _execute_claimed(self, run: dict[str, Any], counted: Usage, seen: _Seen) -> None:
+        run_id = run["id"]
         if run.get("expires_at") is not None and run["expires_at"] <= now():
             await self.lifecycle.move(run_id, S.EXPIRED, lease_owner=self.worker_id)
             return
@@ -93,7 +114,7 @@ class Executor:
         assert current is not None
         keeper = asyncio.create_task(self._keep_lease(run_id, current))
         try:
-            await self._turn(run, claimed.counted, seen[0])
+            await self._turn(run, counted, seen)
         except asyncio.CancelledError:
             await asyncio.shield(self._after_abort(run_id))
             raise
@@ -252,6 +273,14 @@ class _Seen:
     history: list[dict[str, Any]]
     steps: list[dict[str, Any]]
     own: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A run claimed in its creating transaction, and what its turn reads."""
+
+    run: dict[str, Any]
+    seen: _Seen
 
 
 async def _read_turn(conn: AsyncConnection, run: dict[str, Any]) -> _Seen:

@@ -8,6 +8,19 @@ from collections.abc import Awaitable, Callable
 Execute = Callable[[str], Awaitable[None]]
 
 
+class Slot(ABC):
+    """A free execution slot, taken before a run is claimed in its creating
+    transaction; once that commits, ``start`` executes it there."""
+
+    @abstractmethod
+    def start(self, run_id: str, execution: Callable[[], Awaitable[None]]) -> None:
+        """Execute the claimed run in this slot."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Give the slot back unused (the claim was rolled back)."""
+
+
 class RunQueue(ABC):
     @abstractmethod
     async def start(self, execute: Execute) -> None:
@@ -16,6 +29,11 @@ class RunQueue(ABC):
     @abstractmethod
     async def enqueue(self, run_id: str) -> None:
         """Ask for ``run_id`` to be executed (at least once)."""
+
+    def reserve(self) -> Slot | None:
+        """A slot to execute a new run in this process at once, if one is free and
+        nothing waits before it; ``None`` otherwise (the run is enqueued)."""
+        return None
 
     @abstractmethod
     async def abort(self, run_id: str) -> bool:

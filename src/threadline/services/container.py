@@ -51,6 +51,7 @@ class Services:
         queue = InProcessQueue(settings.worker_concurrency)
         model = backend or build_backend(settings)
         threads = ThreadService(db, refs)
+        worker = RunWorker(db, lifecycle, queue, model, settings)
         return cls(
             settings=settings,
             db=db,
@@ -61,8 +62,8 @@ class Services:
             threads=threads,
             messages=MessageService(db, refs),
             files=FileService(db, blobs, settings.max_upload_bytes),
-            runs=RunService(db, refs, threads, lifecycle, queue, model, settings),
-            worker=RunWorker(db, lifecycle, queue, model, settings),
+            runs=RunService(db, refs, threads, lifecycle, queue, worker.executor, model, settings),
+            worker=worker,
         )
 
     async def start(self) -> None:

@@ -3,6 +3,8 @@ tool outputs, and the run steps. Execution itself is the engine's."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -11,6 +13,7 @@ from threadline.domain.clock import now
 from threadline.domain.ids import new_id
 from threadline.domain.run_status import RunStatus
 from threadline.engine.events import EventBus
+from threadline.engine.executor import Claimed, Executor
 from threadline.engine.lifecycle import Lifecycle, settle_usage
 from threadline.errors import InvalidRequestError, RunNotWaitingError
 from threadline.models.base import ModelBackend
@@ -34,6 +37,8 @@ from threadline.storage.db import Database
 from threadline.storage.repository import Page, PageParams
 
 S = RunStatus
+Events = list[tuple[str, dict[str, Any]]]
+Make = Callable[[AsyncConnection], Awaitable[tuple[dict[str, Any], Events]]]
 
 
 class RunService:
@@ -44,6 +49,7 @@ class RunService:
         threads: ThreadService,
         lifecycle: Lifecycle,
         queue: RunQueue,
+        executor: Executor,
         backend: ModelBackend,
         settings: Settings,
     ) -> None:
@@ -53,6 +59,7 @@ class RunService:
         self.lifecycle = lifecycle
         self.bus: EventBus = lifecycle.bus
         self.queue = queue
+        self.executor = executor
         self.backend = backend
         self.settings = settings
 
@@ -128,14 +135,35 @@ class RunService:
         )
         return run
 
-    async def _announce(self, run: dict[str, Any]) -> None:
-        await self.lifecycle.publish(
-            run["id"], [("thread.run.created", run), ("thread.run.queued", run)]
-        )
-        await self.queue.enqueue(run["id"])
+    async def _start(self, make: Make) -> dict[str, Any]:
+        """Create a queued run in one transaction (``make`` inserts it, and returns
+        it with the events that go before the run's own) and have it executed.
+        When this process has a free execution slot, the run is claimed in that
+        same transaction and starts at once; otherwise it is enqueued. Either way
+        the caller gets the run as created (``queued``)."""
+        slot = self.queue.reserve()
+        claimed: Claimed | None = None
+        try:
+            async with self.db.write() as conn:
+                run, events = await make(conn)
+                if slot is not None:
+                    claimed = await self.executor.claim_new(conn, run)
+        except BaseException:
+            if slot is not None:
+                slot.release()
+            raise
+        events = [*events, ("thread.run.created", run), ("thread.run.queued", run)]
+        if slot is None or claimed is None:
+            await self.lifecycle.publish(run["id"], events)
+            await self.queue.enqueue(run["id"])
+            return run
+        events.append(("thread.run.in_progress", claimed.run))
+        await self.lifecycle.publish(run["id"], events)
+        slot.start(run["id"], functools.partial(self.executor.execute_claimed, claimed))
+        return run
 
     async def create(self, project: str, thread_id: str, req: CreateRunRequest) -> dict[str, Any]:
-        async with self.db.write() as conn:
+        async def make(conn: AsyncConnection) -> tuple[dict[str, Any], Events]:
             await thread_repo.get(conn, project, thread_id)
             await messages.ensure_thread_idle(conn, thread_id)
             for index, extra in enumerate(req.additional_messages or []):
@@ -146,8 +174,9 @@ class RunService:
                     conn, project, messages.new_message(thread_id, extra), thread_id=thread_id
                 )
             run = await self._new_run(conn, project, thread_id, req, req.additional_instructions)
-        await self._announce(run)
-        return run
+            return run, []
+
+        return await self._start(make)
 
     async def create_thread_and_run(
         self, project: str, req: CreateThreadAndRunRequest
@@ -155,11 +184,14 @@ class RunService:
         thread_req = req.thread or CreateThreadRequest()
         if req.tool_resources is not None and thread_req.tool_resources is None:
             thread_req = thread_req.model_copy(update={"tool_resources": req.tool_resources})
-        async with self.db.write() as conn:
-            thread = await self.threads.create_in(conn, project, thread_req, "thread.")
+        thread: dict[str, Any] = {}
+
+        async def make(conn: AsyncConnection) -> tuple[dict[str, Any], Events]:
+            thread.update(await self.threads.create_in(conn, project, thread_req, "thread."))
             run = await self._new_run(conn, project, thread["id"], req)
-        await self.lifecycle.publish(run["id"], [("thread.created", thread)])
-        await self._announce(run)
+            return run, [("thread.created", thread)]
+
+        run = await self._start(make)
         return thread, run
 
     # --- reading ------------------------------------------------------------------
