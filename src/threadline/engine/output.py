@@ -4,6 +4,7 @@ finished objects are stored by ``finisher`` in the run's final transaction."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -45,7 +46,7 @@ class TurnOutput:
     async def _store_new(self, objects_: list[tuple[str, dict[str, Any]]]) -> None:
         """Insert new steps/messages, if the run is still this worker's to write."""
         async with self.db.write() as conn:
-            row = await store.lock_run(conn, self.run["id"])
+            row = await store.lock_run_holder(conn, self.run["id"])
             if (
                 row is None
                 or row.status != str(RunStatus.IN_PROGRESS)
@@ -91,6 +92,11 @@ class TurnOutput:
             "thread.message.delta",
             objects.message_delta(self.message["id"], piece, first=first),
         )
+        if first:
+            # Let the streams send the first delta now: when the model's next chunks
+            # are already here, this task would otherwise go on through all of them
+            # (and the run's final write) before any stream got the chance.
+            await asyncio.sleep(0)
 
     async def tool_delta(self, delta: ToolCallDelta) -> None:
         if self.tool_step is None:

@@ -35,6 +35,8 @@ _RUN_ROW = sa.select(
     R.data,
 ).where(R.id == sa.bindparam("run_id"))
 _RUN_ROW_LOCKED = _RUN_ROW.with_for_update()
+_RUN_HOLDER = sa.select(R.project_id, R.status, R.lease_owner).where(R.id == sa.bindparam("run_id"))
+_RUN_HOLDER_LOCKED = _RUN_HOLDER.with_for_update()
 _SAVE_RUN = tables.runs.update().where(
     R.id == sa.bindparam("_run_id"), R.status == sa.bindparam("_seen")
 )
@@ -63,6 +65,13 @@ _THREAD_HISTORY = (
 async def lock_run(conn: AsyncConnection, run_id: str) -> Any:
     """The run's row, locked for this transaction (SQLite: by BEGIN IMMEDIATE)."""
     query = _RUN_ROW_LOCKED if conn.dialect.name == "postgresql" else _RUN_ROW
+    return (await conn.execute(query, {"run_id": run_id})).first()
+
+
+async def lock_run_holder(conn: AsyncConnection, run_id: str) -> Any:
+    """The run's project, status and lease owner, locked like ``lock_run`` (without
+    reading and decoding its whole object)."""
+    query = _RUN_HOLDER_LOCKED if conn.dialect.name == "postgresql" else _RUN_HOLDER
     return (await conn.execute(query, {"run_id": run_id})).first()
 
 
