@@ -58,6 +58,9 @@ class Database:
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        # The same pool, its connections marked as writers from the start (setting
+        # the option on each connection costs a call into the dialect each time).
+        self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WriterTurn] = (
             weakref.WeakKeyDictionary()
         )
@@ -104,10 +107,8 @@ class Database:
         On SQLite the write transactions of this process also queue up here, in
         order, before ``BEGIN IMMEDIATE``: SQLite's own busy handler would make them
         poll for the lock with sleeps of up to 100 ms each."""
-        async with self._write_turn(), self.engine.connect() as conn:
-            await conn.execution_options(**{_WRITE: True})
-            async with conn.begin():
-                yield conn
+        async with self._write_turn(), self._write_engine.connect() as conn, conn.begin():
+            yield conn
 
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:
