@@ -14,7 +14,7 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -61,6 +61,11 @@ class EventBus(ABC):
     @abstractmethod
     async def publish(self, run_id: str, name: str, data: dict[str, Any]) -> int:
         """Append an event to the run's stream; return its sequence number."""
+
+    async def publish_all(self, run_id: str, events: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """``publish`` each of ``events`` in order (a bus may do it in one go)."""
+        for name, data in events:
+            await self.publish(run_id, name, data)
 
     @abstractmethod
     async def last_seq(self, run_id: str) -> int:
@@ -118,16 +123,31 @@ class InMemoryEventBus(EventBus):
 
     async def publish(self, run_id: str, name: str, data: dict[str, Any]) -> int:
         log = self._log(run_id)
+        seq = self._append(log, name, data)
+        await self._tell(run_id, log)
+        return seq
+
+    async def publish_all(self, run_id: str, events: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        log = self._log(run_id)
+        for name, data in events:
+            self._append(log, name, data)
+        await self._tell(run_id, log)
+
+    @staticmethod
+    def _append(log: _RunLog, name: str, data: dict[str, Any]) -> int:
         event = Event.of(log.next_seq, name, data)  # a snapshot, see Event
         log.next_seq += 1
         if len(log.events) == log.events.maxlen:
             log.first_seq += 1
         log.events.append(event)
+        return event.seq
+
+    async def _tell(self, run_id: str, log: _RunLog) -> None:
+        """Wake the run's subscribers (once for however many new events)."""
         log.touched = time.monotonic()
         self._logs.move_to_end(run_id)
         async with log.changed:
             log.changed.notify_all()
-        return event.seq
 
     async def last_seq(self, run_id: str) -> int:
         log = self._logs.get(run_id)

@@ -76,8 +76,7 @@ class Lifecycle:
         self.bus = bus
 
     async def publish(self, run_id: str, events: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        for name, data in events:
-            await self.bus.publish(run_id, name, data)
+        await self.bus.publish_all(run_id, events)
 
     async def move(
         self,

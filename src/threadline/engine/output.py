@@ -60,8 +60,7 @@ class TurnOutput:
                     await store.insert_message(conn, row.project_id, data)
 
     async def _publish(self, events: Events) -> None:
-        for name, data in events:
-            await self.bus.publish(self.run["id"], name, data)
+        await self.bus.publish_all(self.run["id"], events)
 
     def _new_message(self) -> Events:
         self.message = objects.new_assistant_message(self.run)
@@ -79,19 +78,21 @@ class TurnOutput:
         if not piece:
             return
         first = self.message is None
+        events: Events = []
         if first:
             events = self._new_message()
             assert self.message is not None
             assert self.message_step is not None
             await self._store_new([("step", self.message_step), ("message", self.message)])
-            await self._publish(events)
         assert self.message is not None
         self.text_parts.append(piece)
-        await self.bus.publish(
-            self.run["id"],
-            "thread.message.delta",
-            objects.message_delta(self.message["id"], piece, first=first),
+        events.append(
+            (
+                "thread.message.delta",
+                objects.message_delta(self.message["id"], piece, first=first),
+            )
         )
+        await self._publish(events)
         if first:
             # Let the streams send the first delta now: when the model's next chunks
             # are already here, this task would otherwise go on through all of them
