@@ -3,6 +3,7 @@ tool outputs, and the run steps. Execution itself is the engine's."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -160,6 +161,9 @@ class RunService:
         events.append(("thread.run.in_progress", claimed.run))
         await self.lifecycle.publish(run["id"], events)
         slot.start(run["id"], functools.partial(self.executor.execute_claimed, claimed))
+        # Let the turn send its model request before this request's response is
+        # built: the response's work then overlaps the model's first-token wait.
+        await asyncio.sleep(0)
         return run
 
     async def create(self, project: str, thread_id: str, req: CreateRunRequest) -> dict[str, Any]:
