@@ -56,6 +56,9 @@ class Event:
 
 DONE_SSE = "event: done\ndata: [DONE]\n\n"
 
+Events = list[tuple[str, dict[str, Any]]]
+"""Events to publish: (name, data) pairs, in order."""
+
 
 class EventBus(ABC):
     @abstractmethod

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from threadline.domain.clock import now
 from threadline.domain.run_status import RunStatus
 from threadline.engine.context import PromptTooLarge, prepare
+from threadline.engine.events import Events
 from threadline.engine.lifecycle import Lifecycle
 from threadline.engine.output import TurnOutput
 from threadline.models.base import (
@@ -37,7 +38,6 @@ from threadline.storage.db import Database
 
 log = logging.getLogger("threadline.engine")
 S = RunStatus
-Events = list[tuple[str, dict[str, Any]]]
 
 
 class Executor:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.clock import now
 from threadline.domain.run_status import RunStatus, can_move
-from threadline.engine.events import EventBus
+from threadline.engine.events import EventBus, Events
 from threadline.engine.objects import usage_dict
 from threadline.models.base import Usage
 from threadline.storage import runs as store
@@ -58,7 +58,7 @@ def error_payload(last_error: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-Work = Callable[[AsyncConnection, str, dict[str, Any]], Awaitable[list[tuple[str, dict[str, Any]]]]]
+Work = Callable[[AsyncConnection, str, dict[str, Any]], Awaitable[Events]]
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Move:
 
     run: dict[str, Any]
     counted: Usage = field(default_factory=Usage)  # the run's usage before this move
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: Events = field(default_factory=list)
 
 
 class Lifecycle:

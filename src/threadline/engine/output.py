@@ -13,14 +13,12 @@ from threadline.domain.clock import now
 from threadline.domain.ids import new_id
 from threadline.domain.run_status import RunStatus
 from threadline.engine import objects
-from threadline.engine.events import EventBus
+from threadline.engine.events import EventBus, Events
 from threadline.engine.lifecycle import Work
 from threadline.errors import ConflictError
 from threadline.models.base import ModelError, ToolCallDelta, Usage
 from threadline.storage import runs as store
 from threadline.storage.db import Database
-
-Events = list[tuple[str, dict[str, Any]]]
 
 
 class TurnOutput:

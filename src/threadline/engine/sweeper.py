@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.clock import now
 from threadline.domain.run_status import ACTIVE, RunStatus
+from threadline.engine.events import Events
 from threadline.engine.lifecycle import Lifecycle
 from threadline.queue.base import RunQueue
 from threadline.storage import runs as store
@@ -81,9 +82,7 @@ class _GiveUp(Exception):
     pass
 
 
-async def _retry_or_give_up(
-    conn: AsyncConnection, _project: str, run: dict[str, Any]
-) -> list[tuple[str, dict[str, Any]]]:
+async def _retry_or_give_up(conn: AsyncConnection, _project: str, run: dict[str, Any]) -> Events:
     row = await store.lock_run(conn, run["id"])
     if row is not None and row.attempts + 1 >= MAX_ATTEMPTS:
         raise _GiveUp

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from threadline.domain.clock import now
 from threadline.domain.ids import new_id
 from threadline.domain.run_status import RunStatus
-from threadline.engine.events import EventBus
+from threadline.engine.events import EventBus, Events
 from threadline.engine.executor import Claimed, Executor
 from threadline.engine.lifecycle import Lifecycle, settle_usage
 from threadline.errors import InvalidRequestError, RunNotWaitingError
@@ -38,7 +38,6 @@ from threadline.storage.db import Database
 from threadline.storage.repository import Page, PageParams
 
 S = RunStatus
-Events = list[tuple[str, dict[str, Any]]]
 Make = Callable[[AsyncConnection], Awaitable[tuple[dict[str, Any], Events]]]
 
 
@@ -154,10 +153,11 @@ class RunService:
                 slot.release()
             raise
         events = [*events, ("thread.run.created", run), ("thread.run.queued", run)]
-        if slot is None or claimed is None:
+        if claimed is None:
             await self.lifecycle.publish(run["id"], events)
             await self.queue.enqueue(run["id"])
             return run
+        assert slot is not None
         events.append(("thread.run.in_progress", claimed.run))
         await self.lifecycle.publish(run["id"], events)
         slot.start(run["id"], functools.partial(self.executor.execute_claimed, claimed))
@@ -266,11 +266,9 @@ class RunService:
             )
         outputs = _outputs_by_id(req, run)
 
-        async def record(
-            conn: AsyncConnection, project_id: str, current: dict[str, Any]
-        ) -> list[tuple[str, dict[str, Any]]]:
+        async def record(conn: AsyncConnection, project_id: str, current: dict[str, Any]) -> Events:
             _outputs_by_id(req, current)  # the locked row is what counts
-            events: list[tuple[str, dict[str, Any]]] = []
+            events: Events = []
             for step in await store.steps_of(conn, run_id):
                 if step["type"] != "tool_calls" or step["status"] != "in_progress":
                     continue
