@@ -20,6 +20,7 @@ from threadline.schemas.message import (
 from threadline.services.references import References
 from threadline.storage import tables
 from threadline.storage.db import Database
+from threadline.storage.prepared import Prepared
 from threadline.storage.repository import Page, PageParams, Repository
 
 repo = Repository(tables.messages, "message")
@@ -59,7 +60,7 @@ async def check_message_files(
 
 # Built once, its statuses as separate comparisons: every run creation and message
 # asks, and an ``IN`` list is expanded anew on each execution.
-_ACTIVE_RUN = (
+_ACTIVE_RUN = Prepared(
     sa.select(tables.runs.c.id)
     .where(
         tables.runs.c.thread_id == sa.bindparam("thread_id"),
@@ -70,7 +71,7 @@ _ACTIVE_RUN = (
 
 
 async def active_run_id(conn: AsyncConnection, thread_id: str) -> str | None:
-    return (await conn.execute(_ACTIVE_RUN, {"thread_id": thread_id})).scalar()
+    return (await _ACTIVE_RUN.execute(conn, {"thread_id": thread_id})).scalar()  # type: ignore[no-any-return]
 
 
 async def ensure_thread_idle(conn: AsyncConnection, thread_id: str) -> None:

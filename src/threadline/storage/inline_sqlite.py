@@ -49,6 +49,11 @@ class InlineConnection(aiosqlite.Connection):
     def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
         return self._connect().__await__()  # no thread to start
 
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The ``sqlite3`` connection itself (``prepared`` runs statements on it)."""
+        return self._conn
+
     def execute_now(self, sql: str) -> None:
         """Run a statement that returns nothing (``BEGIN``) straight on SQLite."""
         self._conn.execute(sql)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.errors import InvalidRequestError, NotFoundError
 from threadline.storage.db import in_write
+from threadline.storage.prepared import Prepared
 
 Order = Literal["asc", "desc"]
 
@@ -49,12 +50,12 @@ class Repository:
         self.c = table.c
         # Statements built once and given their values at execution: building a
         # statement anew costs more than executing it (SQLite).
-        self._insert = table.insert()
-        self._finds: dict[tuple[tuple[str, ...], bool], sa.Select[Any]] = {}
+        self._insert = Prepared(table.insert())
+        self._finds: dict[tuple[tuple[str, ...], bool], Prepared] = {}
 
-    def _find_statement(self, names: tuple[str, ...], locked: bool) -> sa.Select[Any]:
-        query = self._finds.get((names, locked))
-        if query is None:
+    def _find_statement(self, names: tuple[str, ...], locked: bool) -> Prepared:
+        found = self._finds.get((names, locked))
+        if found is None:
             query = sa.select(self.c.data).where(
                 self.c.id == sa.bindparam("_id"),
                 self.c.project_id == sa.bindparam("_project_id"),
@@ -62,8 +63,8 @@ class Repository:
             )
             if locked:
                 query = query.with_for_update(key_share=True)
-            self._finds[(names, locked)] = query
-        return query
+            found = self._finds[(names, locked)] = Prepared(query)
+        return found
 
     def _scope(self, project_id: str, scope: dict[str, Any]) -> list[sa.ColumnElement[bool]]:
         clauses: list[sa.ColumnElement[bool]] = [self.c.project_id == project_id]
@@ -83,7 +84,7 @@ class Repository:
         if any(isinstance(value, sa.ClauseElement) for value in columns.values()):
             await conn.execute(self.table.insert().values(**values))
         else:
-            await conn.execute(self._insert, values)
+            await self._insert.execute(conn, values)
         return data
 
     async def find(
@@ -96,7 +97,7 @@ class Repository:
             names = tuple(sorted(scope))
             params = {"_id": object_id, "_project_id": project_id}
             params.update({f"_scope_{name}": scope[name] for name in names})
-            row = (await conn.execute(self._find_statement(names, locked), params)).first()
+            row = (await self._find_statement(names, locked).execute(conn, params)).first()
         else:
             query = sa.select(self.c.data).where(
                 self.c.id == object_id, *self._scope(project_id, scope)

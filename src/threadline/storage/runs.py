@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from threadline.domain.run_status import RunStatus
 from threadline.errors import ConflictError
 from threadline.storage import tables
+from threadline.storage.prepared import Prepared
 from threadline.storage.repository import Repository
 
 runs = Repository(tables.runs, "run")
@@ -22,9 +23,8 @@ R = tables.runs.c
 ST = tables.run_steps.c
 M = tables.messages.c
 
-# The statements every run executes, built once: building one anew for each call
-# costs more than SQLAlchemy's cached compilation and the query together.
-_RUN_ROW = sa.select(
+# The statements every run executes, built once (see ``prepared``).
+_run_row = sa.select(
     R.id,
     R.project_id,
     R.status,
@@ -34,25 +34,29 @@ _RUN_ROW = sa.select(
     R.completion_tokens,
     R.data,
 ).where(R.id == sa.bindparam("run_id"))
-_RUN_ROW_LOCKED = _RUN_ROW.with_for_update()
-_RUN_HOLDER = sa.select(R.project_id, R.status, R.lease_owner).where(R.id == sa.bindparam("run_id"))
-_RUN_HOLDER_LOCKED = _RUN_HOLDER.with_for_update()
-_SAVE_RUN = tables.runs.update().where(
-    R.id == sa.bindparam("_run_id"), R.status == sa.bindparam("_seen")
+_RUN_ROW = Prepared(_run_row)
+_RUN_ROW_LOCKED = Prepared(_run_row.with_for_update())
+_run_holder = sa.select(R.project_id, R.status, R.lease_owner).where(R.id == sa.bindparam("run_id"))
+_RUN_HOLDER = Prepared(_run_holder)
+_RUN_HOLDER_LOCKED = Prepared(_run_holder.with_for_update())
+_SAVE_RUN = Prepared(
+    tables.runs.update().where(R.id == sa.bindparam("_run_id"), R.status == sa.bindparam("_seen"))
 )
-_STEPS_OF = sa.select(ST.data).where(ST.run_id == sa.bindparam("run_id")).order_by(ST.seq)
-_SAVE_STEP = (
+_STEPS_OF = Prepared(sa.select(ST.data).where(ST.run_id == sa.bindparam("run_id")).order_by(ST.seq))
+_SAVE_STEP = Prepared(
     tables.run_steps.update()
     .where(ST.id == sa.bindparam("step_id"))
     .values(data=sa.bindparam("step_data"))
 )
-_RUN_MESSAGES = sa.select(M.data).where(M.run_id == sa.bindparam("run_id")).order_by(M.seq)
-_SAVE_MESSAGE = (
+_RUN_MESSAGES = Prepared(
+    sa.select(M.data).where(M.run_id == sa.bindparam("run_id")).order_by(M.seq)
+)
+_SAVE_MESSAGE = Prepared(
     tables.messages.update()
     .where(M.id == sa.bindparam("message_id"))
     .values(data=sa.bindparam("message_data"))
 )
-_THREAD_HISTORY = (
+_THREAD_HISTORY = Prepared(
     sa.select(M.data)
     .where(
         M.thread_id == sa.bindparam("thread_id"),
@@ -65,20 +69,21 @@ _THREAD_HISTORY = (
 async def lock_run(conn: AsyncConnection, run_id: str) -> Any:
     """The run's row, locked for this transaction (SQLite: by BEGIN IMMEDIATE)."""
     query = _RUN_ROW_LOCKED if conn.dialect.name == "postgresql" else _RUN_ROW
-    return (await conn.execute(query, {"run_id": run_id})).first()
+    return (await query.execute(conn, {"run_id": run_id})).first()
 
 
 async def lock_run_holder(conn: AsyncConnection, run_id: str) -> Any:
     """The run's project, status and lease owner, locked like ``lock_run`` (without
     reading and decoding its whole object)."""
     query = _RUN_HOLDER_LOCKED if conn.dialect.name == "postgresql" else _RUN_HOLDER
-    return (await conn.execute(query, {"run_id": run_id})).first()
+    return (await query.execute(conn, {"run_id": run_id})).first()
 
 
 async def save_run(
     conn: AsyncConnection, data: dict[str, Any], seen: RunStatus | str, **columns: Any
 ) -> dict[str, Any]:
     """Write ``data`` (and its status) if the run still has status ``seen``."""
+    result: Any
     if any(isinstance(value, sa.ClauseElement) for value in columns.values()):
         result = await conn.execute(
             tables.runs.update()
@@ -88,7 +93,7 @@ async def save_run(
     else:  # the SET clause comes from the parameters' names
         params = {"_run_id": data["id"], "_seen": str(seen), "data": data}
         params.update(status=data["status"], **columns)
-        result = await conn.execute(_SAVE_RUN, params)
+        result = await _SAVE_RUN.execute(conn, params)
     if result.rowcount != 1:
         raise ConflictError(
             f"Run {data['id']} changed while it was being updated.", code="run_conflict"
@@ -109,12 +114,12 @@ async def run_ids_with_status(
 
 
 async def steps_of(conn: AsyncConnection, run_id: str) -> list[dict[str, Any]]:
-    rows = await conn.execute(_STEPS_OF, {"run_id": run_id})
+    rows = await _STEPS_OF.execute(conn, {"run_id": run_id})
     return [dict(row.data) for row in rows]
 
 
 async def save_step(conn: AsyncConnection, project_id: str, data: dict[str, Any]) -> None:
-    await conn.execute(_SAVE_STEP, {"step_id": data["id"], "step_data": data})
+    await _SAVE_STEP.execute(conn, {"step_id": data["id"], "step_data": data})
 
 
 async def insert_step(conn: AsyncConnection, project_id: str, data: dict[str, Any]) -> None:
@@ -122,12 +127,12 @@ async def insert_step(conn: AsyncConnection, project_id: str, data: dict[str, An
 
 
 async def run_messages(conn: AsyncConnection, run_id: str) -> list[dict[str, Any]]:
-    rows = await conn.execute(_RUN_MESSAGES, {"run_id": run_id})
+    rows = await _RUN_MESSAGES.execute(conn, {"run_id": run_id})
     return [dict(row.data) for row in rows]
 
 
 async def save_message(conn: AsyncConnection, data: dict[str, Any]) -> None:
-    await conn.execute(_SAVE_MESSAGE, {"message_id": data["id"], "message_data": data})
+    await _SAVE_MESSAGE.execute(conn, {"message_id": data["id"], "message_data": data})
 
 
 async def insert_message(conn: AsyncConnection, project_id: str, data: dict[str, Any]) -> None:
@@ -160,7 +165,7 @@ async def thread_history(
     conn: AsyncConnection, thread_id: str, exclude_run: str
 ) -> list[dict[str, Any]]:
     """The thread's messages in order, without those the given run made."""
-    rows = await conn.execute(_THREAD_HISTORY, {"thread_id": thread_id, "exclude_run": exclude_run})
+    rows = await _THREAD_HISTORY.execute(conn, {"thread_id": thread_id, "exclude_run": exclude_run})
     return [dict(row.data) for row in rows]
 
 

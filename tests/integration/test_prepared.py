@@ -1,0 +1,133 @@
+"""``Prepared`` statements on both engines: straight on ``sqlite3`` inside a SQLite
+transaction, through SQLAlchemy elsewhere; both read and write the same rows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+
+from threadline.storage import tables
+from threadline.storage.db import Database
+from threadline.storage.prepared import Prepared
+
+TABLE = tables.threads
+T = TABLE.c
+M = tables.messages
+INSERT_THREAD = Prepared(TABLE.insert())
+THREAD_DATA = Prepared(
+    sa.select(T.id, T.created_at, T.data).where(T.id == sa.bindparam("thread_id"))
+)
+SET_DATA = Prepared(TABLE.update().where(T.id == sa.bindparam("thread_id")))
+# Values given when the statement was built (rendered as parameters, not text).
+NEWEST_OF = Prepared(
+    sa.select(T.id).where(T.project_id == "p", T.created_at >= 0).order_by(T.seq.desc()).limit(1)
+)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+def thread(thread_id: str, **data: object) -> dict[str, object]:
+    return {"id": thread_id, "project_id": "p", "created_at": 7, "data": {"id": thread_id, **data}}
+
+
+async def test_rows_written_and_read_back_with_their_json(db: Database) -> None:
+    nested = {"metadata": {"k": "v"}, "tools": [{"type": "file_search"}], "note": "é\u2028"}
+    async with db.write() as conn:
+        written = await INSERT_THREAD.execute(conn, thread("thread_a", **nested))
+    assert written.rowcount == 1
+    async with db.read() as conn:
+        row = (await THREAD_DATA.execute(conn, {"thread_id": "thread_a"})).first()
+        plain = (await conn.execute(sa.select(T.data).where(T.id == "thread_a"))).scalar()
+    assert (row.id, row.created_at) == ("thread_a", 7)
+    assert row.data == {"id": "thread_a", **nested}
+    assert row[2] == row.data
+    assert plain == row.data  # SQLAlchemy reads what was written here
+
+
+async def test_update_counts_the_rows_it_changed(db: Database) -> None:
+    async with db.write() as conn:
+        await INSERT_THREAD.execute(conn, thread("thread_b"))
+        changed = await SET_DATA.execute(conn, {"thread_id": "thread_b", "data": {"v": 2}})
+        missed = await SET_DATA.execute(conn, {"thread_id": "thread_x", "data": {"v": 3}})
+        # Another set of values is another statement: here the creation time too.
+        both = await SET_DATA.execute(
+            conn, {"thread_id": "thread_b", "data": {"v": 4}, "created_at": 9}
+        )
+    assert (changed.rowcount, missed.rowcount, both.rowcount) == (1, 0, 1)
+    async with db.read() as conn:
+        row = (await THREAD_DATA.execute(conn, {"thread_id": "thread_b"})).first()
+        gone = (await THREAD_DATA.execute(conn, {"thread_id": "thread_x"})).first()
+    assert (row.data, row.created_at, gone) == ({"v": 4}, 9, None)
+
+
+async def test_values_given_at_build_time_are_used(db: Database) -> None:
+    async with db.write() as conn:
+        for name in ("thread_1", "thread_2"):
+            await INSERT_THREAD.execute(conn, thread(name))
+        newest = (await NEWEST_OF.execute(conn)).scalar()
+    assert newest == "thread_2"
+
+
+async def insert_in_one_transaction(
+    db: Database, *rows: tuple[Prepared, dict[str, object]]
+) -> None:
+    async with db.write() as conn:
+        for statement, values in rows:
+            await statement.execute(conn, values)
+
+
+async def test_a_failed_statement_raises_sqlalchemy_s_error_and_rolls_back(db: Database) -> None:
+    await insert_in_one_transaction(db, (INSERT_THREAD, thread("thread_c")))
+    # The second row's id is taken: neither is stored.
+    duplicate = ((INSERT_THREAD, thread("thread_d")), (INSERT_THREAD, thread("thread_c")))
+    with pytest.raises(sa.exc.IntegrityError):
+        await insert_in_one_transaction(db, *duplicate)
+    orphan = {"id": "msg_1", "project_id": "p", "created_at": 1, "data": {}, "thread_id": "t0"}
+    with pytest.raises(sa.exc.IntegrityError):
+        await insert_in_one_transaction(db, (Prepared(M.insert()), orphan))
+    async with db.read() as conn:
+        ids = (await conn.execute(sa.select(T.id).order_by(T.seq))).scalars().all()
+    assert ids == ["thread_c"]
+
+
+async def test_a_missing_parameter_is_refused(db: Database) -> None:
+    with pytest.raises(sa.exc.SQLAlchemyError):
+        async with db.read() as conn:
+            await THREAD_DATA.execute(conn, {})
+
+
+async def test_outside_a_transaction_it_goes_through_sqlalchemy(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        await INSERT_THREAD.execute(conn, thread("thread_e"))
+        await conn.commit()
+    async with db.read() as conn:
+        row = (await THREAD_DATA.execute(conn, {"thread_id": "thread_e"})).first()
+    assert row.data == {"id": "thread_e"}
+
+
+async def test_on_sqlite_a_transaction_s_statements_skip_sqlalchemy(db: Database) -> None:
+    through: list[str] = []
+
+    @sa.event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def seen(*args: object) -> None:
+        through.append(str(args[2]))
+
+    async with db.write() as conn:
+        await INSERT_THREAD.execute(conn, thread("thread_f"))
+    async with db.read() as conn:
+        row = (await THREAD_DATA.execute(conn, {"thread_id": "thread_f"})).first()
+    assert row.data == {"id": "thread_f"}
+    if db.is_sqlite:
+        assert through == []
+    else:
+        assert [sql.split()[0] for sql in through] == ["INSERT", "SELECT"]
