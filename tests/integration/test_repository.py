@@ -116,6 +116,47 @@ async def test_a_failed_write_transaction_keeps_nothing(db: Database) -> None:
     assert await count(db, tables.assistants) == 0
 
 
+async def test_writes_go_on_after_a_failed_or_cancelled_one(db: Database) -> None:
+    """(SQLite's write transactions share one connection.) Whatever ended the one
+    before (an error, a cancel while it waited, a nested write refused), the next
+    one starts clean and sees only what was committed."""
+
+    async def insert_then_fail() -> None:
+        async with db.write() as conn:
+            await assistants.insert(conn, "p", obj("asst_failed"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await insert_then_fail()
+
+    inserted = asyncio.Event()
+
+    async def insert_then_wait() -> None:
+        async with db.write() as conn:
+            await assistants.insert(conn, "p", obj("asst_cancelled"))
+            inserted.set()
+            await asyncio.Event().wait()
+
+    waiting = asyncio.create_task(insert_then_wait())
+    await inserted.wait()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    async def nested() -> None:
+        async with db.write() as conn:
+            await assistants.insert(conn, "p", obj("asst_outer"))
+            async with db.write():
+                pass
+
+    if db.is_sqlite:  # one writer at a time: a nested one would wait for itself
+        with pytest.raises(RuntimeError, match="cannot open another"):
+            await nested()
+
+    await insert_assistants(db, "p", 2)
+    assert await page_ids(db, "p", order="asc") == (["asst_p_00", "asst_p_01"], False)
+
+
 async def test_pages_in_both_orders_with_cursors(db: Database) -> None:
     ids = await insert_assistants(db, "p", 7)  # same created_at: order comes from seq
     newest_first = ids[::-1]

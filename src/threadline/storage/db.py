@@ -106,21 +106,26 @@ class Database:
 
         On SQLite the write transactions of this process also queue up here, in
         order, before ``BEGIN IMMEDIATE``: SQLite's own busy handler would make them
-        poll for the lock with sleeps of up to 100 ms each."""
-        async with self._write_turn(), self._write_engine.connect() as conn, conn.begin():
-            yield conn
-
-    @asynccontextmanager
-    async def _write_turn(self) -> AsyncIterator[None]:
+        poll for the lock with sleeps of up to 100 ms each. As they run one at a
+        time, they share one connection, kept open between them: taking a
+        connection from the pool and giving it back cost more than the
+        transaction's own statements."""
         if not self.is_sqlite:
-            yield
+            async with self._write_engine.connect() as conn, conn.begin():
+                yield conn
             return
         loop = asyncio.get_running_loop()
         turn = self._writers.get(loop)
         if turn is None:
             turn = self._writers[loop] = _WriterTurn()
         async with turn:
-            yield
+            conn = await turn.connection(self._write_engine)
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                if conn.invalidated or conn.in_transaction():
+                    await turn.drop()  # not in a state to be used again
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent, safe to race)."""
@@ -135,11 +140,16 @@ class Database:
             await conn.run_sync(_upgrade)
 
     async def dispose(self) -> None:
+        turn = self._writers.pop(asyncio.get_running_loop(), None)
+        if turn is not None:
+            async with turn:
+                await turn.drop()
         await self.engine.dispose()
 
 
 class _WriterTurn:
-    """One SQLite writer at a time in this event loop, first come first served.
+    """One SQLite writer at a time in this event loop, first come first served, and
+    the connection they share.
 
     A task that asks again while it holds the turn (a write transaction inside
     another) is refused at once: SQLite would only deadlock it until the busy timeout."""
@@ -147,6 +157,7 @@ class _WriterTurn:
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._holder: asyncio.Task[Any] | None = None
+        self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> None:
         task = asyncio.current_task()
@@ -158,6 +169,18 @@ class _WriterTurn:
     async def __aexit__(self, *exc: object) -> None:
         self._holder = None
         self._lock.release()
+
+    async def connection(self, engine: AsyncEngine) -> AsyncConnection:
+        """The shared connection (opened the first time); call with the turn held."""
+        if self._conn is None:
+            self._conn = await engine.connect()
+        return self._conn
+
+    async def drop(self) -> None:
+        """Close the shared connection (the next transaction opens another)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
 
 
 def alembic_config() -> Config:
