@@ -121,13 +121,16 @@ async def test_writes_go_on_after_a_failed_or_cancelled_one(db: Database) -> Non
     before (an error, a cancel while it waited, a nested write refused), the next
     one starts clean and sees only what was committed."""
 
-    async def insert_then_fail() -> None:
+    async def insert_then_fail(through_sqlalchemy: bool) -> None:
         async with db.write() as conn:
             await assistants.insert(conn, "p", obj("asst_failed"))
+            if through_sqlalchemy:  # a statement built for this call joins the transaction
+                await conn.execute(tables.assistants.update().values(created_at=CREATED_AT + 1))
             raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError):
-        await insert_then_fail()
+    for through_sqlalchemy in (False, True):
+        with pytest.raises(RuntimeError):
+            await insert_then_fail(through_sqlalchemy)
 
     inserted = asyncio.Event()
 

@@ -9,6 +9,7 @@ it reads through a ``Repository`` (see ``in_write``) for the same guarantee.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -83,11 +84,14 @@ class Database:
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
+            driver = conn.connection.driver_connection
+            if isinstance(driver, inline_sqlite.InlineConnection) and driver.sqlite.in_transaction:
+                return  # SQLAlchemy joins the one ``write`` began on SQLite
             write = conn.get_execution_options().get(_WRITE, False)
             statement = "BEGIN IMMEDIATE" if write else "BEGIN"
             # Every transaction begins here: straight to SQLite when it can (a
             # statement through SQLAlchemy costs several times the BEGIN itself).
-            if not inline_sqlite.execute_now(conn.connection.driver_connection, statement):
+            if not inline_sqlite.execute_now(driver, statement):
                 conn.exec_driver_sql(statement)
 
     @asynccontextmanager
@@ -120,9 +124,14 @@ class Database:
             turn = self._writers[loop] = _WriterTurn()
         async with turn:
             conn = await turn.connection(self._write_engine)
+            sqlite = inline_sqlite.sqlite_of(conn)
             try:
-                async with conn.begin():
-                    yield conn
+                if sqlite is None:
+                    async with conn.begin():
+                        yield conn
+                else:
+                    async with _sqlite_transaction(conn, sqlite):
+                        yield conn
             finally:
                 if conn.invalidated or conn.in_transaction():
                     await turn.drop()  # not in a state to be used again
@@ -145,6 +154,31 @@ class Database:
             async with turn:
                 await turn.drop()
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _sqlite_transaction(
+    conn: AsyncConnection, sqlite: sqlite3.Connection
+) -> AsyncIterator[None]:
+    """A write transaction begun and ended on ``sqlite3`` itself: SQLAlchemy's
+    transaction bookkeeping cost more than the statements of most transactions
+    (``prepared`` runs them on ``sqlite3`` too). A statement that goes through
+    SQLAlchemy joins it (see ``_on_begin``); it is then ended through SQLAlchemy."""
+    sqlite.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        try:
+            if conn.in_transaction():
+                await conn.rollback()
+        finally:
+            if sqlite.in_transaction:
+                sqlite.rollback()
+        raise
+    if conn.in_transaction():
+        await conn.commit()
+    if sqlite.in_transaction:
+        sqlite.commit()
 
 
 class _WriterTurn:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import aiosqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 class _RunInPlace:
@@ -66,6 +67,15 @@ def execute_now(driver_connection: Any, sql: str) -> bool:
         return False
     driver_connection.execute_now(sql)
     return True
+
+
+def sqlite_of(conn: AsyncConnection) -> sqlite3.Connection | None:
+    """The ``sqlite3`` connection under ``conn`` if it is an inline one."""
+    sync = conn.sync_connection
+    if sync is None:
+        return None
+    driver = sync.connection.driver_connection
+    return driver.sqlite if isinstance(driver, InlineConnection) else None
 
 
 def connector(database: str, timeout: float) -> Callable[[], Awaitable[InlineConnection]]:

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from threadline.storage.inline_sqlite import InlineConnection
+from threadline.storage.inline_sqlite import sqlite_of
 
 _REQUIRED = object()  # a parameter with no value of its own: the call must give one
 
@@ -141,9 +141,7 @@ def _inline_sqlite(conn: AsyncConnection) -> sqlite3.Connection | None:
     """The ``sqlite3`` connection under ``conn`` if statements may run on it directly:
     an inline connection, inside a transaction, on an engine that does not log SQL."""
     sync = conn.sync_connection
-    if sync is None or not sync.in_transaction() or sync.engine.echo:
+    if sync is None or sync.engine.echo:
         return None
-    driver = sync.connection.driver_connection
-    if not isinstance(driver, InlineConnection):
-        return None
-    return driver.sqlite
+    sqlite = sqlite_of(conn)
+    return sqlite if sqlite is not None and sqlite.in_transaction else None
