@@ -87,14 +87,16 @@ class Executor:
             return
         await self._execute_claimed(claimed.run, claimed.counted, seen[0])
 
-    async def claim_new(self, conn: AsyncConnection, run: dict[str, Any]) -> Claimed:
-        """Claim a run inside the transaction that creates it (a slot was free
-        here): it skips the queue, and its turn one transaction of its own."""
+    async def claim_new(self, conn: AsyncConnection, project: str, run: dict[str, Any]) -> Claimed:
+        """Store a new ``queued`` run already claimed, inside the transaction that
+        creates it (a slot was free here): it skips the queue, and its turn one
+        transaction of its own. Once committed, the row is what a claim of the
+        queued run would have left."""
         claimed = dict(run, status=str(S.IN_PROGRESS), started_at=now())
-        await store.save_run(
+        await store.insert_run(
             conn,
+            project,
             claimed,
-            S.QUEUED,
             lease_owner=self.worker_id,
             lease_expires_at=self._lease_until(),
         )

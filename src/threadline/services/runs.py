@@ -125,29 +125,23 @@ class RunService:
             ),
             "reasoning_effort": pick(req.reasoning_effort, assistant.get("reasoning_effort")),
         }
-        await store.runs.insert(
-            conn,
-            project,
-            run,
-            thread_id=thread_id,
-            status=run["status"],
-            expires_at=run["expires_at"],
-        )
         return run
 
-    async def _start(self, make: Make) -> dict[str, Any]:
-        """Create a queued run in one transaction (``make`` inserts it, and returns
+    async def _start(self, project: str, make: Make) -> dict[str, Any]:
+        """Create a queued run in one transaction (``make`` builds it, and returns
         it with the events that go before the run's own) and have it executed.
         When this process has a free execution slot, the run is claimed in that
-        same transaction and starts at once; otherwise it is enqueued. Either way
-        the caller gets the run as created (``queued``)."""
+        same transaction (stored already started) and starts at once; otherwise it
+        is enqueued. Either way the caller gets the run as created (``queued``)."""
         slot = self.queue.reserve()
         claimed: Claimed | None = None
         try:
             async with self.db.write() as conn:
                 run, events = await make(conn)
                 if slot is not None:
-                    claimed = await self.executor.claim_new(conn, run)
+                    claimed = await self.executor.claim_new(conn, project, run)
+                else:
+                    await store.insert_run(conn, project, run)
         except BaseException:
             if slot is not None:
                 slot.release()
@@ -180,7 +174,7 @@ class RunService:
             run = await self._new_run(conn, project, thread_id, req, req.additional_instructions)
             return run, []
 
-        return await self._start(make)
+        return await self._start(project, make)
 
     async def create_thread_and_run(
         self, project: str, req: CreateThreadAndRunRequest
@@ -195,7 +189,7 @@ class RunService:
             run = await self._new_run(conn, project, thread["id"], req)
             return run, [("thread.created", thread)]
 
-        run = await self._start(make)
+        run = await self._start(project, make)
         return thread, run
 
     # --- reading ------------------------------------------------------------------

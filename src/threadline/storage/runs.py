@@ -66,6 +66,21 @@ _THREAD_HISTORY = Prepared(
 )
 
 
+async def insert_run(
+    conn: AsyncConnection, project_id: str, data: dict[str, Any], **columns: Any
+) -> None:
+    """Store a new run (its thread, status and expiry copied to their columns)."""
+    await runs.insert(
+        conn,
+        project_id,
+        data,
+        thread_id=data["thread_id"],
+        status=data["status"],
+        expires_at=data["expires_at"],
+        **columns,
+    )
+
+
 async def lock_run(conn: AsyncConnection, run_id: str) -> Any:
     """The run's row, locked for this transaction (SQLite: by BEGIN IMMEDIATE)."""
     query = _RUN_ROW_LOCKED if conn.dialect.name == "postgresql" else _RUN_ROW
