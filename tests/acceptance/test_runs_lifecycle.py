@@ -45,7 +45,7 @@ def test_queued_then_in_progress_then_completed(client: openai.OpenAI) -> None:
         {
             "text": "Hello from the model",
             "chunks": 3,
-            "token_delay": 0.6,
+            "token_delay": 1.0,  # 2 s while the text streams: room for a cold start
             "prompt_tokens": 11,
             "completion_tokens": 7,
         },
