@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from threadline.errors import InvalidRequestError, NotFoundError
-from threadline.storage import tables
+from threadline.storage import inline_sqlite, tables
 from threadline.storage.db import Database
 from threadline.storage.repository import PageParams, Repository
 
@@ -158,6 +158,31 @@ async def test_writes_go_on_after_a_failed_or_cancelled_one(db: Database) -> Non
 
     await insert_assistants(db, "p", 2)
     assert await page_ids(db, "p", order="asc") == (["asst_p_00", "asst_p_01"], False)
+
+
+@pytest.mark.parametrize("through_sqlalchemy", [False, True])
+async def test_a_write_whose_commit_fails_leaves_the_next_one_clean(
+    db: Database, through_sqlalchemy: bool
+) -> None:
+    if not db.is_sqlite:
+        pytest.skip("SQLite: a deferred foreign key fails the COMMIT itself")
+
+    async def orphan_found_at_commit() -> None:
+        async with db.write() as conn:
+            pragma = "PRAGMA defer_foreign_keys = ON"
+            if through_sqlalchemy:
+                await conn.exec_driver_sql(pragma)
+            else:
+                sqlite = inline_sqlite.sqlite_of(conn)
+                assert sqlite is not None
+                sqlite.execute(pragma)
+            await messages.insert(conn, "p", obj("msg_orphan"), thread_id="thread_none")
+
+    with pytest.raises(sa.exc.IntegrityError):
+        await orphan_found_at_commit()
+    await insert_assistants(db, "p", 1)
+    assert await count(db, tables.messages) == 0
+    assert await count(db, tables.assistants) == 1
 
 
 async def test_pages_in_both_orders_with_cursors(db: Database) -> None:

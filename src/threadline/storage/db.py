@@ -20,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from threadline.storage import inline_sqlite
@@ -133,7 +134,11 @@ class Database:
                     async with _sqlite_transaction(conn, sqlite):
                         yield conn
             finally:
-                if conn.invalidated or conn.in_transaction():
+                if (
+                    conn.invalidated
+                    or conn.in_transaction()
+                    or (sqlite is not None and sqlite.in_transaction)
+                ):
                     await turn.drop()  # not in a state to be used again
 
     async def migrate(self) -> None:
@@ -164,9 +169,13 @@ async def _sqlite_transaction(
     transaction bookkeeping cost more than the statements of most transactions
     (``prepared`` runs them on ``sqlite3`` too). A statement that goes through
     SQLAlchemy joins it (see ``_on_begin``); it is then ended through SQLAlchemy."""
-    sqlite.execute("BEGIN IMMEDIATE")
+    _on_sqlite(sqlite, "BEGIN IMMEDIATE")
     try:
         yield
+        if conn.in_transaction():
+            await conn.commit()
+        if sqlite.in_transaction:
+            _on_sqlite(sqlite, "COMMIT")
     except BaseException:
         try:
             if conn.in_transaction():
@@ -175,10 +184,14 @@ async def _sqlite_transaction(
             if sqlite.in_transaction:
                 sqlite.rollback()
         raise
-    if conn.in_transaction():
-        await conn.commit()
-    if sqlite.in_transaction:
-        sqlite.commit()
+
+
+def _on_sqlite(sqlite: sqlite3.Connection, statement: str) -> None:
+    """``statement`` on ``sqlite3``, its failure raised as SQLAlchemy would raise it."""
+    try:
+        sqlite.execute(statement)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 class _WriterTurn:
