@@ -185,6 +185,48 @@ async def test_a_write_whose_commit_fails_leaves_the_next_one_clean(
     assert await count(db, tables.assistants) == 1
 
 
+async def test_reads_see_each_commit_and_may_overlap(db: Database) -> None:
+    """(SQLite's reads share one connection when it is free.) Each read sees what
+    was committed before it began, also after a read that failed; a read that
+    begins while another waits in the middle gets a connection of its own and
+    neither disturbs the other."""
+    await insert_assistants(db, "p", 1)
+    assert await count(db, tables.assistants) == 1
+
+    async def read_then_fail() -> None:
+        async with db.read() as conn:
+            await assistants.get(conn, "p", "asst_p_00")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await read_then_fail()
+    async with db.write() as conn:
+        await assistants.insert(conn, "p", obj("asst_second"))
+    assert await count(db, tables.assistants) == 2
+
+    first_read = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def slow_reader() -> tuple[int, int]:
+        async with db.read() as conn:
+            before = (await assistants.page(conn, "p", PageParams())).data
+            first_read.set()
+            await go_on.wait()
+            after = (await assistants.page(conn, "p", PageParams())).data
+        return len(before), len(after)
+
+    slow = asyncio.create_task(slow_reader())
+    await first_read.wait()
+    async with db.write() as conn:
+        await assistants.insert(conn, "p", obj("asst_third"))
+    assert await count(db, tables.assistants) == 3  # a read beside the slow one
+    go_on.set()
+    # SQLite: one snapshot for the whole read; PostgreSQL (read committed): one per
+    # statement.
+    assert await slow == ((2, 2) if db.is_sqlite else (2, 3))
+    assert await count(db, tables.assistants) == 3
+
+
 async def test_pages_in_both_orders_with_cursors(db: Database) -> None:
     ids = await insert_assistants(db, "p", 7)  # same created_at: order comes from seq
     newest_first = ids[::-1]

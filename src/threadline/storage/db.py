@@ -66,6 +66,9 @@ class Database:
         self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WriterTurn] = (
             weakref.WeakKeyDictionary()
         )
+        self._readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Held] = (
+            weakref.WeakKeyDictionary()
+        )
         if self.is_sqlite:
             self._prepare_sqlite()
 
@@ -97,8 +100,21 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read transaction (a consistent snapshot on both engines)."""
-        async with self.engine.connect() as conn, conn.begin():
+        """A read transaction: one snapshot on SQLite; on PostgreSQL (read
+        committed) each statement sees what was committed before it began.
+
+        On SQLite, a read that finds this event loop's shared read connection free
+        takes it and begins and ends on ``sqlite3`` (see ``write``); one that does
+        not (another read is waiting on something in the middle) takes one from
+        the pool."""
+        reader = self._readers.get(asyncio.get_running_loop()) if self.is_sqlite else None
+        if reader is None and self.is_sqlite:
+            reader = self._readers[asyncio.get_running_loop()] = _Held()
+        if reader is None or reader.busy:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        async with reader.transaction(self.engine, "BEGIN") as conn:
             yield conn
 
     @asynccontextmanager
@@ -123,23 +139,8 @@ class Database:
         turn = self._writers.get(loop)
         if turn is None:
             turn = self._writers[loop] = _WriterTurn()
-        async with turn:
-            conn = await turn.connection(self._write_engine)
-            sqlite = inline_sqlite.sqlite_of(conn)
-            try:
-                if sqlite is None:
-                    async with conn.begin():
-                        yield conn
-                else:
-                    async with _sqlite_transaction(conn, sqlite):
-                        yield conn
-            finally:
-                if (
-                    conn.invalidated
-                    or conn.in_transaction()
-                    or (sqlite is not None and sqlite.in_transaction)
-                ):
-                    await turn.drop()  # not in a state to be used again
+        async with turn, turn.held.transaction(self._write_engine, "BEGIN IMMEDIATE") as conn:
+            yield conn
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent, safe to race)."""
@@ -154,22 +155,26 @@ class Database:
             await conn.run_sync(_upgrade)
 
     async def dispose(self) -> None:
-        turn = self._writers.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        turn = self._writers.pop(loop, None)
         if turn is not None:
             async with turn:
-                await turn.drop()
+                await turn.held.drop()
+        reader = self._readers.pop(loop, None)
+        if reader is not None and not reader.busy:
+            await reader.drop()
         await self.engine.dispose()
 
 
 @asynccontextmanager
 async def _sqlite_transaction(
-    conn: AsyncConnection, sqlite: sqlite3.Connection
+    conn: AsyncConnection, sqlite: sqlite3.Connection, begin: str
 ) -> AsyncIterator[None]:
-    """A write transaction begun and ended on ``sqlite3`` itself: SQLAlchemy's
+    """A transaction begun and ended on ``sqlite3`` itself: SQLAlchemy's
     transaction bookkeeping cost more than the statements of most transactions
     (``prepared`` runs them on ``sqlite3`` too). A statement that goes through
     SQLAlchemy joins it (see ``_on_begin``); it is then ended through SQLAlchemy."""
-    _on_sqlite(sqlite, "BEGIN IMMEDIATE")
+    _on_sqlite(sqlite, begin)
     try:
         yield
         if conn.in_transaction():
@@ -194,9 +199,51 @@ def _on_sqlite(sqlite: sqlite3.Connection, statement: str) -> None:
         raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
+class _Held:
+    """A SQLite connection kept open between the transactions that take turns on it
+    (taking one from the pool and giving it back cost more than most transactions'
+    statements); ``busy`` while one runs."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self._conn: AsyncConnection | None = None
+
+    @asynccontextmanager
+    async def transaction(self, engine: AsyncEngine, begin: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction on the held connection (opened the first time)."""
+        self.busy = True
+        try:
+            if self._conn is None:
+                self._conn = await engine.connect()
+            conn = self._conn
+            sqlite = inline_sqlite.sqlite_of(conn)
+            try:
+                if sqlite is None:
+                    async with conn.begin():
+                        yield conn
+                else:
+                    async with _sqlite_transaction(conn, sqlite, begin):
+                        yield conn
+            finally:
+                if (
+                    conn.invalidated
+                    or conn.in_transaction()
+                    or (sqlite is not None and sqlite.in_transaction)
+                ):
+                    await self.drop()  # not in a state to be used again
+        finally:
+            self.busy = False
+
+    async def drop(self) -> None:
+        """Close the held connection (the next transaction opens another)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+
 class _WriterTurn:
-    """One SQLite writer at a time in this event loop, first come first served, and
-    the connection they share.
+    """One SQLite writer at a time in this event loop, first come first served, on
+    one held connection.
 
     A task that asks again while it holds the turn (a write transaction inside
     another) is refused at once: SQLite would only deadlock it until the busy timeout."""
@@ -204,7 +251,7 @@ class _WriterTurn:
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._holder: asyncio.Task[Any] | None = None
-        self._conn: AsyncConnection | None = None
+        self.held = _Held()
 
     async def __aenter__(self) -> None:
         task = asyncio.current_task()
@@ -216,18 +263,6 @@ class _WriterTurn:
     async def __aexit__(self, *exc: object) -> None:
         self._holder = None
         self._lock.release()
-
-    async def connection(self, engine: AsyncEngine) -> AsyncConnection:
-        """The shared connection (opened the first time); call with the turn held."""
-        if self._conn is None:
-            self._conn = await engine.connect()
-        return self._conn
-
-    async def drop(self) -> None:
-        """Close the shared connection (the next transaction opens another)."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()
 
 
 def alembic_config() -> Config:
