@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -27,6 +27,7 @@ from threadline.storage import inline_sqlite
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _WRITE = "threadline_write"
+_T = TypeVar("_T")
 
 
 def normalise_url(url: str) -> str:
@@ -90,7 +91,7 @@ class Database:
         def _on_begin(conn: Connection) -> None:
             driver = conn.connection.driver_connection
             if isinstance(driver, inline_sqlite.InlineConnection) and driver.sqlite.in_transaction:
-                return  # SQLAlchemy joins the one ``write`` began on SQLite
+                return  # SQLAlchemy joins the one a held connection began (``_Held``)
             write = conn.get_execution_options().get(_WRITE, False)
             statement = "BEGIN IMMEDIATE" if write else "BEGIN"
             # Every transaction begins here: straight to SQLite when it can (a
@@ -107,9 +108,7 @@ class Database:
         takes it and begins and ends on ``sqlite3`` (see ``write``); one that does
         not (another read is waiting on something in the middle) takes one from
         the pool."""
-        reader = self._readers.get(asyncio.get_running_loop()) if self.is_sqlite else None
-        if reader is None and self.is_sqlite:
-            reader = self._readers[asyncio.get_running_loop()] = _Held()
+        reader = _of_this_loop(self._readers, _Held) if self.is_sqlite else None
         if reader is None or reader.busy:
             async with self.engine.connect() as conn, conn.begin():
                 yield conn
@@ -135,10 +134,7 @@ class Database:
             async with self._write_engine.connect() as conn, conn.begin():
                 yield conn
             return
-        loop = asyncio.get_running_loop()
-        turn = self._writers.get(loop)
-        if turn is None:
-            turn = self._writers[loop] = _WriterTurn()
+        turn = _of_this_loop(self._writers, _WriterTurn)
         async with turn, turn.held.transaction(self._write_engine, "BEGIN IMMEDIATE") as conn:
             yield conn
 
@@ -166,6 +162,17 @@ class Database:
         await self.engine.dispose()
 
 
+def _of_this_loop(
+    per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _T], make: Callable[[], _T]
+) -> _T:
+    """The running event loop's entry of ``per_loop``, made the first time."""
+    loop = asyncio.get_running_loop()
+    found = per_loop.get(loop)
+    if found is None:
+        found = per_loop[loop] = make()
+    return found
+
+
 @asynccontextmanager
 async def _sqlite_transaction(
     conn: AsyncConnection, sqlite: sqlite3.Connection, begin: str
@@ -174,13 +181,13 @@ async def _sqlite_transaction(
     transaction bookkeeping cost more than the statements of most transactions
     (``prepared`` runs them on ``sqlite3`` too). A statement that goes through
     SQLAlchemy joins it (see ``_on_begin``); it is then ended through SQLAlchemy."""
-    _on_sqlite(sqlite, begin)
+    _execute_on_sqlite(sqlite, begin)
     try:
         yield
         if conn.in_transaction():
             await conn.commit()
         if sqlite.in_transaction:
-            _on_sqlite(sqlite, "COMMIT")
+            _execute_on_sqlite(sqlite, "COMMIT")
     except BaseException:
         try:
             if conn.in_transaction():
@@ -191,7 +198,7 @@ async def _sqlite_transaction(
         raise
 
 
-def _on_sqlite(sqlite: sqlite3.Connection, statement: str) -> None:
+def _execute_on_sqlite(sqlite: sqlite3.Connection, statement: str) -> None:
     """``statement`` on ``sqlite3``, its failure raised as SQLAlchemy would raise it."""
     try:
         sqlite.execute(statement)
