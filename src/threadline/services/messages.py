@@ -71,7 +71,8 @@ _ACTIVE_RUN = Prepared(
 
 
 async def active_run_id(conn: AsyncConnection, thread_id: str) -> str | None:
-    return (await _ACTIVE_RUN.execute(conn, {"thread_id": thread_id})).scalar()  # type: ignore[no-any-return]
+    found = (await _ACTIVE_RUN.execute(conn, {"thread_id": thread_id})).scalar()
+    return None if found is None else str(found)
 
 
 async def ensure_thread_idle(conn: AsyncConnection, thread_id: str) -> None:

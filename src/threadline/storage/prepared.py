@@ -3,10 +3,10 @@
 Through SQLAlchemy, each statement of a run costs several times what SQLite takes to
 run it: a greenlet, an execution context, parameter and result processing, event
 dispatch. A run executes about fifteen, so that overhead was a third of the server's
-CPU per run. A ``Prepared`` statement is compiled once per dialect (and per set of
-value names, for INSERT and UPDATE); inside a transaction on an inline SQLite
-connection (``inline_sqlite``) it then runs on ``sqlite3`` at once, its JSON values
-encoded and decoded here as SQLAlchemy's ``JSON`` type does. Anywhere else
+CPU per run. Inside a transaction on an inline SQLite connection (``inline_sqlite``)
+a ``Prepared`` statement runs on ``sqlite3`` at once, compiled the first time (for
+INSERT and UPDATE, once per set of value names), its JSON values encoded and
+decoded here as SQLAlchemy's ``JSON`` type does. Anywhere else
 (PostgreSQL, a connection outside a transaction, an engine that logs its SQL) it
 goes through SQLAlchemy unchanged, so both paths read and write the same rows.
 """
