@@ -3,8 +3,6 @@ transaction, through SQLAlchemy elsewhere; both read and write the same rows."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import sqlalchemy as sa
 
@@ -24,16 +22,6 @@ SET_DATA = Prepared(TABLE.update().where(T.id == sa.bindparam("thread_id")))
 NEWEST_OF = Prepared(
     sa.select(T.id).where(T.project_id == "p", T.created_at >= 0).order_by(T.seq.desc()).limit(1)
 )
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 def thread(thread_id: str, **data: object) -> dict[str, object]:

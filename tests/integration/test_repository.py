@@ -4,7 +4,6 @@ the ``Repository`` every object table shares (scoping, cursors, cascades)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,16 +19,6 @@ threads = Repository(tables.threads, "thread")
 messages = Repository(tables.messages, "message")
 
 CREATED_AT = 1_700_000_000  # every object below is "created in the same second"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 def obj(object_id: str, **fields: Any) -> dict[str, Any]:
