@@ -4,6 +4,8 @@ share the same concurrency limit, and a reserved slot never jumps the queue."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -25,15 +27,27 @@ class Recorder:
         await self.gate(run_id).wait()
 
 
+@asynccontextmanager
+async def running(concurrency: int) -> AsyncIterator[tuple[InProcessQueue, Recorder]]:
+    """A started queue and the recorder it executes with; every gate opened and
+    the queue stopped at the end."""
+    queue, recorder = InProcessQueue(concurrency), Recorder()
+    await queue.start(recorder.execute)
+    try:
+        yield queue, recorder
+    finally:
+        for gate in recorder.gates.values():
+            gate.set()
+        await queue.stop(1)
+
+
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
 
 
 async def test_a_reserved_slot_counts_against_the_concurrency() -> None:
-    queue, recorder = InProcessQueue(2), Recorder()
-    await queue.start(recorder.execute)
-    try:
+    async with running(2) as (queue, recorder):
         first = queue.reserve()
         assert first is not None
         first.start("run_a", lambda: recorder.execute("run_a"))
@@ -48,16 +62,10 @@ async def test_a_reserved_slot_counts_against_the_concurrency() -> None:
         recorder.gate("run_a").set()
         await settle()
         assert recorder.started == ["run_a", "run_b", "run_c"]
-    finally:
-        for gate in recorder.gates.values():
-            gate.set()
-        await queue.stop(1)
 
 
 async def test_a_reservation_never_jumps_the_queue() -> None:
-    queue, recorder = InProcessQueue(1), Recorder()
-    await queue.start(recorder.execute)
-    try:
+    async with running(1) as (queue, recorder):
         await queue.enqueue("run_a")
         await settle()
         await queue.enqueue("run_b")  # waits for run_a's slot
@@ -65,16 +73,10 @@ async def test_a_reservation_never_jumps_the_queue() -> None:
         recorder.gate("run_a").set()
         await settle()
         assert recorder.started == ["run_a", "run_b"]
-    finally:
-        for gate in recorder.gates.values():
-            gate.set()
-        await queue.stop(1)
 
 
 async def test_a_released_slot_is_free_again_and_a_slot_is_used_once() -> None:
-    queue, recorder = InProcessQueue(1), Recorder()
-    await queue.start(recorder.execute)
-    try:
+    async with running(1) as (queue, recorder):
         slot = queue.reserve()
         assert slot is not None
         assert queue.reserve() is None
@@ -89,10 +91,6 @@ async def test_a_released_slot_is_free_again_and_a_slot_is_used_once() -> None:
         assert queue.reserve() is not None  # the aborted run gave its slot back
         with pytest.raises(RuntimeError, match="already used"):
             again.release()
-    finally:
-        for gate in recorder.gates.values():
-            gate.set()
-        await queue.stop(1)
 
 
 async def test_no_reservation_before_start_or_after_stop() -> None:
