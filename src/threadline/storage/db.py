@@ -89,15 +89,16 @@ class Database:
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            driver = conn.connection.driver_connection
-            if isinstance(driver, inline_sqlite.InlineConnection) and driver.sqlite.in_transaction:
-                return  # SQLAlchemy joins the one a held connection began (``_Held``)
             write = conn.get_execution_options().get(_WRITE, False)
             statement = "BEGIN IMMEDIATE" if write else "BEGIN"
             # Every transaction begins here: straight to SQLite when it can (a
             # statement through SQLAlchemy costs several times the BEGIN itself).
-            if not inline_sqlite.execute_now(driver, statement):
+            driver = conn.connection.driver_connection
+            if not isinstance(driver, inline_sqlite.InlineConnection):
                 conn.exec_driver_sql(statement)
+            elif not driver.sqlite.in_transaction:
+                driver.sqlite.execute(statement)
+            # else: SQLAlchemy joins the one a held connection began (``_Held``)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

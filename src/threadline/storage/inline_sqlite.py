@@ -55,19 +55,6 @@ class InlineConnection(aiosqlite.Connection):
         """The ``sqlite3`` connection itself (``prepared`` runs statements on it)."""
         return self._conn
 
-    def execute_now(self, sql: str) -> None:
-        """Run a statement that returns nothing (``BEGIN``) straight on SQLite."""
-        self._conn.execute(sql)
-
-
-def execute_now(driver_connection: Any, sql: str) -> bool:
-    """Run ``sql`` at once if ``driver_connection`` is inline; False if it is not
-    (the caller goes through SQLAlchemy)."""
-    if not isinstance(driver_connection, InlineConnection):
-        return False
-    driver_connection.execute_now(sql)
-    return True
-
 
 def sqlite_of(conn: AsyncConnection) -> sqlite3.Connection | None:
     """The ``sqlite3`` connection under ``conn`` if it is an inline one."""
