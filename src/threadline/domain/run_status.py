@@ -1,7 +1,15 @@
-"""The Run's status machine: every status of the spec, its moves, its ends."""
+"""The Run's status machine on one screen: every status of the spec, the named
+transitions between them (the only ways a status changes), the terminal set.
+
+``TRANSITIONS`` (status → the statuses it may move to) is derived from the named
+transitions, so the two cannot disagree. Storage applies a transition as a
+compare-and-set (``UPDATE … WHERE status = :seen``) after checking here that
+``seen`` is one of its sources.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -28,26 +36,69 @@ TERMINAL: frozenset[RunStatus] = frozenset(
 )
 ACTIVE: frozenset[RunStatus] = frozenset(set(RunStatus) - TERMINAL)
 
+
+@dataclass(frozen=True)
+class Transition:
+    """A named move: from any of ``sources`` to ``target``."""
+
+    name: str
+    sources: frozenset[RunStatus]
+    target: RunStatus
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _t(name: str, sources: set[RunStatus] | frozenset[RunStatus], target: RunStatus) -> Transition:
+    return Transition(name, frozenset(sources), target)
+
+
+# A worker takes a queued run and holds a lease on it while its turn executes.
+CLAIM = _t("claim", {S.QUEUED}, S.IN_PROGRESS)
+# A turn that cannot go on (lost worker, aborted turn) gives its run back to the queue.
+HAND_BACK = _t("hand back", {S.IN_PROGRESS}, S.QUEUED)
+# The model called functions: the run waits for their outputs…
+REQUIRE_ACTION = _t("require action", {S.IN_PROGRESS}, S.REQUIRES_ACTION)
+# …which, submitted, queue it for its next turn.
+RESUME = _t("resume", {S.REQUIRES_ACTION}, S.QUEUED)
+COMPLETE = _t("complete", {S.IN_PROGRESS}, S.COMPLETED)
+# A token budget ran out (``incomplete_details`` says which).
+END_INCOMPLETE = _t("end incomplete", {S.IN_PROGRESS}, S.INCOMPLETE)
+FAIL = _t("fail", {S.IN_PROGRESS}, S.FAILED)
+# A client asked to cancel; whoever executes the run (or nobody) finishes the cancel.
+CANCEL = _t("cancel", {S.QUEUED, S.IN_PROGRESS, S.REQUIRES_ACTION}, S.CANCELLING)
+FINISH_CANCEL = _t("finish cancel", {S.CANCELLING}, S.CANCELLED)
+# Past ``expires_at`` an unfinished run expires, whatever it was doing.
+EXPIRE = _t("expire", ACTIVE, S.EXPIRED)
+
+NAMED: tuple[Transition, ...] = (
+    CLAIM,
+    HAND_BACK,
+    REQUIRE_ACTION,
+    RESUME,
+    COMPLETE,
+    END_INCOMPLETE,
+    FAIL,
+    CANCEL,
+    FINISH_CANCEL,
+    EXPIRE,
+)
+
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    S.QUEUED: frozenset({S.IN_PROGRESS, S.CANCELLING, S.CANCELLED, S.FAILED, S.EXPIRED}),
-    S.IN_PROGRESS: frozenset(
-        {S.QUEUED, S.REQUIRES_ACTION, S.CANCELLING, S.COMPLETED, S.INCOMPLETE, S.FAILED, S.EXPIRED}
-    ),
-    S.REQUIRES_ACTION: frozenset({S.QUEUED, S.CANCELLING, S.CANCELLED, S.FAILED, S.EXPIRED}),
-    S.CANCELLING: frozenset({S.CANCELLED, S.FAILED, S.EXPIRED}),
-    S.CANCELLED: frozenset(),
-    S.FAILED: frozenset(),
-    S.COMPLETED: frozenset(),
-    S.INCOMPLETE: frozenset(),
-    S.EXPIRED: frozenset(),
+    status: frozenset(t.target for t in NAMED if status in t.sources) for status in RunStatus
 }
 
 
 class IllegalTransition(Exception):
-    def __init__(self, current: RunStatus, target: RunStatus) -> None:
-        super().__init__(f"a run cannot move from {current.value} to {target.value}")
+    """``transition`` cannot move a run from ``current``."""
+
+    def __init__(self, current: RunStatus, transition: Transition) -> None:
+        super().__init__(
+            f"a run cannot {transition.name} from {current.value} (only from "
+            f"{', '.join(sorted(s.value for s in transition.sources))})"
+        )
         self.current = current
-        self.target = target
+        self.transition = transition
 
 
 def sources_of(target: RunStatus) -> frozenset[RunStatus]:
@@ -59,8 +110,9 @@ def can_move(current: RunStatus, target: RunStatus) -> bool:
     return target in TRANSITIONS[current]
 
 
-def transition(current: RunStatus, target: RunStatus) -> RunStatus:
-    """``target`` if the move is legal, else raise ``IllegalTransition``."""
-    if target not in TRANSITIONS[current]:
-        raise IllegalTransition(current, target)
-    return target
+def transition(current: RunStatus, move: Transition) -> RunStatus:
+    """``move``'s target if ``move`` may start from ``current``; else raise
+    ``IllegalTransition``."""
+    if current not in move.sources:
+        raise IllegalTransition(current, move)
+    return move.target

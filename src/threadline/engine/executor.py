@@ -12,17 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from threadline.domain.clock import now
-from threadline.domain.run_status import RunStatus
+from threadline.domain.clock import stamp
+from threadline.domain.run_status import COMPLETE, END_INCOMPLETE, REQUIRE_ACTION, RunStatus
 from threadline.engine.context import PromptTooLarge, prepare
 from threadline.engine.events import Events
-from threadline.engine.lifecycle import Lifecycle
+from threadline.engine.lifecycle import (
+    Lifecycle,
+    Move,
+    RunExpired,
+    TransitionRefused,
+    WrongStatus,
+    shielded,
+)
 from threadline.engine.output import TurnOutput
 from threadline.models.base import (
     Finish,
@@ -51,6 +58,7 @@ class Executor:
     ) -> None:
         self.db = db
         self.lifecycle = lifecycle
+        self.clock = lifecycle.clock
         self.bus = lifecycle.bus
         self.backend = backend
         self.settings = settings
@@ -58,47 +66,35 @@ class Executor:
         self._counted_models: set[str] = set()
 
     def _lease_until(self) -> float:
-        return time.time() + self.settings.run_lease_seconds
+        return self.clock.time() + self.settings.run_lease_seconds
 
     async def execute(self, run_id: str) -> None:
+        """Claim the queued run and execute its turn (nothing if it is not queued)."""
         seen: list[_Seen] = []
 
-        async def look(conn: AsyncConnection, _project: str, run: dict[str, Any]) -> Events:
-            # In the claim's own transaction: no run starts past its expiry, and the
-            # turn gets what it reads without a transaction of its own.
-            if _overdue(run):
-                raise _Overdue
+        async def read(conn: AsyncConnection, _project: str, run: dict[str, Any]) -> Events:
+            # In the claim's own transaction: the turn gets what it reads without a
+            # transaction of its own.
             seen.append(await _read_turn(conn, run))
             return []
 
         try:
-            claimed = await self.lifecycle.move(
-                run_id,
-                S.IN_PROGRESS,
-                allowed={S.QUEUED},
-                work=look,
-                columns={"lease_owner": self.worker_id, "lease_expires_at": self._lease_until()},
-            )
-        except _Overdue:
+            claimed = await self.lifecycle.claim(run_id, self.worker_id, self._lease_until(), read)
+        except RunExpired:
             # It expired while it waited: it never started (no `started_at`).
-            await self.lifecycle.move(run_id, S.EXPIRED, allowed={S.QUEUED})
+            await _tolerate(self.lifecycle.expire(run_id))
             return
-        if claimed is None:
+        except TransitionRefused as refused:
+            log.debug("%s", refused)  # another worker has it, or it was cancelled
             return
         await self._execute_claimed(claimed.run, claimed.counted, seen[0])
 
     async def claim_new(self, conn: AsyncConnection, project: str, run: dict[str, Any]) -> Claimed:
         """Store a new ``queued`` run already claimed, inside the transaction that
         creates it (a slot was free here): it skips the queue, and its turn one
-        transaction of its own. Once committed, the row is what a claim of the
-        queued run would have left."""
-        claimed = dict(run, status=str(S.IN_PROGRESS), started_at=now())
-        await store.insert_run(
-            conn,
-            project,
-            claimed,
-            lease_owner=self.worker_id,
-            lease_expires_at=self._lease_until(),
+        transaction of its own."""
+        claimed = await self.lifecycle.claim_created(
+            conn, project, run, self.worker_id, self._lease_until()
         )
         history = await store.thread_history(conn, run["thread_id"], run["id"])
         return Claimed(claimed, _Seen(history=history, steps=[], own=[]))
@@ -109,8 +105,8 @@ class Executor:
 
     async def _execute_claimed(self, run: dict[str, Any], counted: Usage, seen: _Seen) -> None:
         run_id = run["id"]
-        if run.get("expires_at") is not None and run["expires_at"] <= now():
-            await self.lifecycle.move(run_id, S.EXPIRED, lease_owner=self.worker_id)
+        if run.get("expires_at") is not None and run["expires_at"] <= stamp(self.clock):
+            await _tolerate(self.lifecycle.expire(run_id))
             return
         current = asyncio.current_task()
         assert current is not None
@@ -118,7 +114,7 @@ class Executor:
         try:
             await self._turn(run, counted, seen)
         except asyncio.CancelledError:
-            await asyncio.shield(self._after_abort(run_id))
+            await shielded(self._after_abort(run_id))
             raise
         except ModelError as exc:
             await self._fail(run_id, exc.code, exc.message)
@@ -144,25 +140,29 @@ class Executor:
 
     async def _after_abort(self, run_id: str) -> None:
         """The turn was cancelled: finish a cancel, or hand the run back."""
-        cancelled = await self.lifecycle.move(run_id, S.CANCELLED, allowed={S.CANCELLING})
-        if cancelled is None:
-            await self.lifecycle.move(
-                run_id,
-                S.QUEUED,
-                allowed={S.IN_PROGRESS},
-                lease_owner=self.worker_id,
-                work=_forget_unfinished,
-            )
+        try:
+            await self.lifecycle.hand_back(run_id, self.worker_id, work=_forget_unfinished)
+        except WrongStatus as refused:
+            if refused.current == S.CANCELLING:
+                await _tolerate(self.lifecycle.finish_cancel(run_id))
+        except TransitionRefused as refused:
+            log.debug("%s", refused)
 
     async def _fail(self, run_id: str, code: str, message: str) -> None:
-        def set_error(run: dict[str, Any]) -> None:
-            run["last_error"] = {"code": code, "message": message}
+        await self._end(self.lifecycle.fail(run_id, code, message))
 
-        moved = await self.lifecycle.move(
-            run_id, S.FAILED, allowed={S.IN_PROGRESS}, change=set_error
-        )
-        if moved is None:
-            await self.lifecycle.move(run_id, S.CANCELLED, allowed={S.CANCELLING})
+    async def _end(self, move: Awaitable[Move]) -> None:
+        """Make a turn's last move; if the run was cancelled meanwhile, finish the
+        cancel instead; if it expired or was taken over, leave it."""
+        try:
+            await move
+        except WrongStatus as refused:
+            if refused.current == S.CANCELLING:
+                await _tolerate(self.lifecycle.finish_cancel(run_id=refused.run_id))
+            else:
+                log.info("%s", refused)
+        except TransitionRefused as refused:
+            log.info("%s", refused)
 
     async def _turn(self, run: dict[str, Any], counted: Usage, seen: _Seen) -> None:
         run_id = run["id"]
@@ -215,7 +215,7 @@ class Executor:
     async def _finish_turn(self, run_id: str, output: TurnOutput, finish: Finish) -> None:
         calls = output.calls()
         truncated = not calls and finish.reason == "length"
-        target = S.REQUIRES_ACTION if calls else S.INCOMPLETE if truncated else S.COMPLETED
+        move = REQUIRE_ACTION if calls else END_INCOMPLETE if truncated else COMPLETE
 
         def conclude(run: dict[str, Any]) -> None:
             if calls:
@@ -238,34 +238,19 @@ class Executor:
             elif truncated:
                 run["incomplete_details"] = {"reason": "max_completion_tokens"}
 
-        moved = await self.lifecycle.move(
-            run_id,
-            target,
-            allowed={S.IN_PROGRESS},
-            lease_owner=self.worker_id,
-            work=output.finisher(finish.usage, truncated=truncated),
-            add_usage=finish.usage,
-            change=conclude,
-            columns={"lease_owner": None, "lease_expires_at": None},
-            # The finisher ends this turn's message and steps; earlier turns' steps
-            # ended when their tool outputs came, or were dropped on a hand-back.
-            output_closed=True,
+        await self._end(
+            self.lifecycle.end_turn(
+                move,
+                run_id,
+                self.worker_id,
+                work=output.finisher(finish.usage, truncated=truncated),
+                usage=finish.usage,
+                change=conclude,
+            )
         )
-        if moved is None:
-            # Cancelled while the model was answering: finish the cancel here.
-            await self.lifecycle.move(run_id, S.CANCELLED, allowed={S.CANCELLING})
 
     async def _incomplete(self, run_id: str, reason: str) -> None:
-        def mark(run: dict[str, Any]) -> None:
-            run["incomplete_details"] = {"reason": reason}
-
-        await self.lifecycle.move(
-            run_id, S.INCOMPLETE, allowed={S.IN_PROGRESS}, lease_owner=self.worker_id, change=mark
-        )
-
-
-class _Overdue(Exception):
-    """The run expired before it could start (raised to roll the claim back)."""
+        await self._end(self.lifecycle.end_incomplete(run_id, self.worker_id, reason))
 
 
 @dataclass(frozen=True)
@@ -293,10 +278,6 @@ async def _read_turn(conn: AsyncConnection, run: dict[str, Any]) -> _Seen:
     )
 
 
-def _overdue(run: dict[str, Any]) -> bool:
-    return run.get("expires_at") is not None and int(run["expires_at"]) <= now()
-
-
 def _remaining(budget: int | None, used: int) -> int | None:
     return None if budget is None else int(budget) - int(used)
 
@@ -305,3 +286,12 @@ async def _forget_unfinished(conn: AsyncConnection, _project: str, run: dict[str
     await store.delete_unfinished_output(conn, run["id"])
     run["started_at"] = run.get("started_at")
     return []
+
+
+async def _tolerate(move: Awaitable[Move]) -> None:
+    """Make ``move`` if it can still be made (another worker or the sweeper may have
+    moved the run first)."""
+    try:
+        await move
+    except TransitionRefused as refused:
+        log.debug("%s", refused)

@@ -1,21 +1,44 @@
-"""Moves a run between statuses in storage and tells its stream.
+"""Moves a run between statuses in storage and tells its stream: the only place a
+run's status changes.
 
-Each move is one transaction: the run (compare-and-set on its status), its
-unfinished steps and messages, then — after the commit — the events. The API
-(cancel, submit), the executor and the sweeper all move runs through here.
+Each method is one named transition of ``domain.run_status`` and one transaction:
+the run's row is locked, the transition checked against the status it has (and,
+for a worker's moves, against the lease), the steps and messages the move finishes
+written, the run saved with a compare-and-set on its status; then, after the
+commit, its events are published. A move that cannot be made raises a
+``TransitionRefused`` saying why, and writes nothing.
+
+Every move is shielded from cancellation and awaited to its end: a turn cancelled
+while it writes its final status (a lost lease, a cancel, a shutdown) still leaves
+the run in that status, with its events published, before the cancellation goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from threadline.domain.clock import now
-from threadline.domain.run_status import RunStatus, can_move
+from threadline.domain.clock import SYSTEM_CLOCK, Clock, stamp
+from threadline.domain.run_status import (
+    CANCEL,
+    CLAIM,
+    COMPLETE,
+    END_INCOMPLETE,
+    EXPIRE,
+    FAIL,
+    FINISH_CANCEL,
+    HAND_BACK,
+    REQUIRE_ACTION,
+    RESUME,
+    RunStatus,
+    Transition,
+    transition,
+)
 from threadline.engine.events import EventBus, Events
 from threadline.engine.objects import usage_dict
 from threadline.models.base import Usage
@@ -24,6 +47,7 @@ from threadline.storage.db import Database
 
 log = logging.getLogger("threadline.engine")
 S = RunStatus
+_T = TypeVar("_T")
 
 # For each terminal status: the step status, the step timestamp, the message reason.
 _ENDINGS: dict[RunStatus, tuple[str, str, str]] = {
@@ -39,12 +63,68 @@ _RUN_STAMP = {
     S.COMPLETED: "completed_at",
     S.IN_PROGRESS: "started_at",
 }
-
-
 _ERROR_TYPES = {
     "invalid_prompt": "invalid_request_error",
     "rate_limit_exceeded": "rate_limit_error",
 }
+
+
+# --- refusals ---------------------------------------------------------------------
+
+
+class TransitionRefused(Exception):
+    """A transition that could not be made; nothing was written."""
+
+    def __init__(self, run_id: str, move: Transition, why: str) -> None:
+        super().__init__(f"run {run_id}: cannot {move.name}: {why}")
+        self.run_id = run_id
+        self.transition = move
+
+
+class RunGone(TransitionRefused):
+    """The run does not exist (any more)."""
+
+    def __init__(self, run_id: str, move: Transition) -> None:
+        super().__init__(run_id, move, "no such run")
+
+
+class WrongStatus(TransitionRefused):
+    """The run's status is not one the transition starts from (someone else moved
+    it first)."""
+
+    def __init__(self, run_id: str, move: Transition, current: RunStatus) -> None:
+        super().__init__(run_id, move, f"it is {current.value}")
+        self.current = current
+
+
+class LeaseLost(TransitionRefused):
+    """A worker's move on a run whose lease it no longer holds."""
+
+    def __init__(self, run_id: str, move: Transition, holder: str | None) -> None:
+        super().__init__(run_id, move, f"its lease is held by {holder or 'nobody'}")
+        self.holder = holder
+
+
+class RunExpired(TransitionRefused):
+    """A claim of a run past its ``expires_at``: it must expire instead."""
+
+    def __init__(self, run_id: str, move: Transition) -> None:
+        super().__init__(run_id, move, "it is past its expiry")
+
+
+# --- moves --------------------------------------------------------------------------
+
+Work = Callable[[AsyncConnection, str, dict[str, Any]], Awaitable[Events]]
+Change = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Move:
+    """What one move wrote, and the events published once it was committed."""
+
+    run: dict[str, Any]
+    counted: Usage = field(default_factory=Usage)  # the run's usage before this move
+    events: Events = field(default_factory=list)
 
 
 def error_payload(last_error: dict[str, Any] | None) -> dict[str, Any]:
@@ -58,62 +138,167 @@ def error_payload(last_error: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-Work = Callable[[AsyncConnection, str, dict[str, Any]], Awaitable[Events]]
-
-
-@dataclass
-class Move:
-    """What one move wrote, and the events to publish once it is committed."""
-
-    run: dict[str, Any]
-    counted: Usage = field(default_factory=Usage)  # the run's usage before this move
-    events: Events = field(default_factory=list)
-
-
 class Lifecycle:
-    def __init__(self, db: Database, bus: EventBus) -> None:
+    def __init__(self, db: Database, bus: EventBus, clock: Clock = SYSTEM_CLOCK) -> None:
         self.db = db
         self.bus = bus
+        self.clock = clock
 
     async def publish(self, run_id: str, events: Iterable[tuple[str, dict[str, Any]]]) -> None:
         await self.bus.publish_all(run_id, events)
 
-    async def move(
+    # The named transitions, in the order a run meets them.
+
+    async def claim_created(
         self,
+        conn: AsyncConnection,
+        project: str,
+        run: dict[str, Any],
+        worker: str,
+        lease_until: float,
+    ) -> dict[str, Any]:
+        """``claim`` a run as it is created, inside the creating transaction
+        (``conn``): it is stored already started, the row a claim of the queued run
+        would leave. Its events are the creator's to publish, after the commit."""
+        target = transition(RunStatus(run["status"]), CLAIM)
+        claimed = dict(run, status=str(target), started_at=stamp(self.clock))
+        await store.insert_run(
+            conn, project, claimed, lease_owner=worker, lease_expires_at=lease_until
+        )
+        return claimed
+
+    async def claim(self, run_id: str, worker: str, lease_until: float, read: Work) -> Move:
+        """queued → in_progress under ``worker``'s lease; ``read`` reads, in the same
+        transaction, what the turn needs. A run past its expiry is refused
+        (``RunExpired``): it never started."""
+
+        async def checked(conn: AsyncConnection, project: str, run: dict[str, Any]) -> Events:
+            if run.get("expires_at") is not None and int(run["expires_at"]) <= stamp(self.clock):
+                raise RunExpired(run_id, CLAIM)
+            return await read(conn, project, run)
+
+        return await self._apply(
+            CLAIM,
+            run_id,
+            work=checked,
+            columns={"lease_owner": worker, "lease_expires_at": lease_until},
+        )
+
+    async def hand_back(
+        self, run_id: str, worker: str | None, *, work: Work | None = None, attempt: Any = None
+    ) -> Move:
+        """in_progress → queued, for another turn: from ``worker`` (whose lease it
+        must still hold), or from a worker that stopped renewing it (``None``; the
+        sweeper). ``attempt`` is the new ``attempts`` column value, if it counts."""
+        columns = {} if attempt is None else {"attempts": attempt}
+        return await self._apply(HAND_BACK, run_id, lease=worker, work=work, columns=columns)
+
+    async def end_turn(
+        self,
+        move: Transition,
         run_id: str,
-        target: RunStatus,
+        worker: str,
         *,
-        allowed: Iterable[RunStatus] | None = None,
-        change: Callable[[dict[str, Any]], None] | None = None,
+        work: Work,
+        usage: Usage,
+        change: Change,
+    ) -> Move:
+        """in_progress → requires_action, completed or incomplete: a turn's model
+        call ended. ``work`` ends the turn's own message and steps."""
+        if move not in (REQUIRE_ACTION, COMPLETE, END_INCOMPLETE):
+            raise ValueError(f"a turn cannot end with {move.name}")
+        return await self._apply(
+            move,
+            run_id,
+            lease=worker,
+            work=work,
+            add_usage=usage,
+            change=change,
+            # Earlier turns' steps ended when their tool outputs came, or were dropped
+            # on a hand-back: what is unfinished is this turn's, which ``work`` ends.
+            output_closed=True,
+        )
+
+    async def end_incomplete(self, run_id: str, worker: str, reason: str) -> Move:
+        """in_progress → incomplete before any model call: a budget is spent."""
+
+        def mark(run: dict[str, Any]) -> None:
+            run["incomplete_details"] = {"reason": reason}
+
+        return await self._apply(END_INCOMPLETE, run_id, lease=worker, change=mark)
+
+    async def fail(self, run_id: str, code: str, message: str, worker: str | None = None) -> Move:
+        """in_progress → failed with ``last_error``."""
+
+        def set_error(run: dict[str, Any]) -> None:
+            run["last_error"] = {"code": code, "message": message}
+
+        return await self._apply(FAIL, run_id, lease=worker, change=set_error)
+
+    async def resume(self, run_id: str, work: Work) -> Move:
+        """requires_action → queued: ``work`` records the submitted tool outputs."""
+
+        def clear(run: dict[str, Any]) -> None:
+            run["required_action"] = None
+
+        return await self._apply(RESUME, run_id, work=work, change=clear)
+
+    async def cancel(self, run_id: str) -> Move:
+        """queued, in_progress or requires_action → cancelling."""
+        return await self._apply(CANCEL, run_id)
+
+    async def finish_cancel(self, run_id: str) -> Move:
+        """cancelling → cancelled."""
+        return await self._apply(FINISH_CANCEL, run_id)
+
+    async def expire(self, run_id: str) -> Move:
+        """Any unfinished status → expired."""
+        return await self._apply(EXPIRE, run_id)
+
+    # The one way they are written.
+
+    async def _apply(
+        self,
+        move: Transition,
+        run_id: str,
+        *,
+        lease: str | None = None,
         work: Work | None = None,
+        change: Change | None = None,
         add_usage: Usage | None = None,
         columns: dict[str, Any] | None = None,
-        lease_owner: str | None = None,
         output_closed: bool = False,
-    ) -> Move | None:
-        """Move the run to ``target`` if its status allows; ``None`` if it does not
-        (someone else moved it first) or ``lease_owner`` no longer holds it.
+    ) -> Move:
+        return await shielded(
+            self._write(move, run_id, lease, work, change, add_usage, columns, output_closed)
+        )
 
-        ``work`` runs inside the same transaction first (writing steps and
-        messages) and returns the events those writes make. A move to a terminal
-        status ends the run's unfinished steps and messages, unless the caller says
-        ``work`` already has (``output_closed``)."""
+    async def _write(
+        self,
+        move: Transition,
+        run_id: str,
+        lease: str | None,
+        work: Work | None,
+        change: Change | None,
+        add_usage: Usage | None,
+        columns: dict[str, Any] | None,
+        output_closed: bool,
+    ) -> Move:
+        target = move.target
         async with self.db.write() as conn:
             row = await store.lock_run(conn, run_id)
             if row is None:
-                return None
+                raise RunGone(run_id, move)
             current = RunStatus(row.status)
-            if allowed is not None and current not in set(allowed):
-                return None
-            if lease_owner is not None and row.lease_owner != lease_owner:
-                return None
-            if not can_move(current, target):
-                return None
+            if current not in move.sources:
+                raise WrongStatus(run_id, move, current)
+            if lease is not None and row.lease_owner != lease:
+                raise LeaseLost(run_id, move, row.lease_owner)
             run = dict(row.data)
             run["status"] = str(target)
-            stamp = _RUN_STAMP.get(target)
-            if stamp and (target != S.IN_PROGRESS or run.get(stamp) is None):
-                run[stamp] = now()
+            key = _RUN_STAMP.get(target)
+            if key and (target != S.IN_PROGRESS or run.get(key) is None):
+                run[key] = stamp(self.clock)
             counted = Usage(int(row.prompt_tokens), int(row.completion_tokens))
             moved = Move(run, counted)
             if work is not None:
@@ -129,14 +314,10 @@ class Lifecycle:
                     await self._close_output(conn, row.project_id, run, target, moved)
                 run["expires_at"] = None
                 run["required_action"] = None
-                run["usage"] = {
-                    "prompt_tokens": tally.prompt_tokens,
-                    "completion_tokens": tally.completion_tokens,
-                    "total_tokens": tally.total_tokens,
-                }
+                run["usage"] = usage_dict(tally)
             if change is not None:
                 change(run)
-            if target.is_terminal or target == S.QUEUED:
+            if target.is_terminal or target in (S.QUEUED, S.REQUIRES_ACTION):
                 extra.update(lease_owner=None, lease_expires_at=None)
             await store.save_run(conn, run, current, **extra)
         moved.events.append((f"thread.run.{target}", run))
@@ -155,14 +336,14 @@ class Lifecycle:
     ) -> None:
         """End the run's unfinished steps and messages the way ``target`` ends it."""
         step_status, step_stamp, reason = _ENDINGS[target]
-        stamp = now()
+        ended = stamp(self.clock)
         for step in await store.steps_of(conn, run["id"]):
             if step["status"] != "in_progress":
                 continue
             if step["type"] == "tool_calls" and run.get("required_action"):
                 await settle_usage(conn, run["id"], step)  # its model call had finished
             step["status"] = step_status
-            step[step_stamp] = stamp
+            step[step_stamp] = ended
             if target == S.FAILED:
                 step["last_error"] = run.get("last_error")
             await store.save_step(conn, project_id, step)
@@ -171,10 +352,28 @@ class Lifecycle:
             if message["status"] != "in_progress":
                 continue
             message["status"] = "incomplete"
-            message["incomplete_at"] = stamp
+            message["incomplete_at"] = ended
             message["incomplete_details"] = {"reason": reason}
             await store.save_message(conn, message)
             moved.events.append(("thread.message.incomplete", message))
+
+
+async def shielded(write: Awaitable[_T]) -> _T:
+    """Await ``write`` to its end even if the caller is cancelled meanwhile; then
+    let the cancellation go on."""
+    task = asyncio.ensure_future(write)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                raise  # the write itself was cancelled
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
 
 
 async def settle_usage(conn: AsyncConnection, run_id: str, step: dict[str, Any]) -> None:

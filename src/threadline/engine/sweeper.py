@@ -4,16 +4,16 @@ runs whose worker stopped renewing its lease, finishes stranded cancels."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from threadline.domain.clock import now
+from threadline.domain.clock import stamp
 from threadline.domain.run_status import ACTIVE, RunStatus
 from threadline.engine.events import Events
-from threadline.engine.lifecycle import Lifecycle
+from threadline.engine.lifecycle import Lifecycle, TransitionRefused, WrongStatus
 from threadline.queue.base import RunQueue
 from threadline.storage import runs as store
 from threadline.storage.db import Database
@@ -27,6 +27,7 @@ class Sweeper:
     def __init__(self, db: Database, lifecycle: Lifecycle, queue: RunQueue) -> None:
         self.db = db
         self.lifecycle = lifecycle
+        self.clock = lifecycle.clock
         self.queue = queue
 
     async def run_forever(self, interval: float) -> None:
@@ -39,35 +40,43 @@ class Sweeper:
 
     async def sweep(self) -> None:
         async with self.db.read() as conn:
-            overdue = await store.run_ids_with_status(conn, ACTIVE, expires_before=now())
+            overdue = await store.run_ids_with_status(
+                conn, ACTIVE, expires_before=stamp(self.clock)
+            )
             lapsed = await store.run_ids_with_status(
-                conn, {S.IN_PROGRESS, S.CANCELLING}, lease_before=time.time()
+                conn, {S.IN_PROGRESS, S.CANCELLING}, lease_before=self.clock.time()
             )
         for run_id in overdue:
-            if await self.lifecycle.move(run_id, S.EXPIRED):
-                await self.queue.abort(run_id)
+            try:
+                await self.lifecycle.expire(run_id)
+            except TransitionRefused:
+                continue  # it ended meanwhile
+            await self.queue.abort(run_id)
         for run_id in lapsed:
             await self._recover(run_id)
 
     async def _recover(self, run_id: str) -> None:
-        if await self.lifecycle.move(run_id, S.CANCELLED, allowed={S.CANCELLING}):
-            return
+        """A run whose worker stopped renewing its lease: finish its cancel, or
+        queue it again, or, after ``MAX_ATTEMPTS``, fail it."""
         try:
-            moved = await self.lifecycle.move(
-                run_id,
-                S.QUEUED,
-                allowed={S.IN_PROGRESS},
-                work=_retry_or_give_up,
-                columns={"attempts": store.R.attempts + 1},
+            await self.lifecycle.hand_back(
+                run_id, None, work=_retry_or_give_up, attempt=store.R.attempts + 1
             )
         except _GiveUp:
-            await self.lifecycle.move(
-                run_id, S.FAILED, allowed={S.IN_PROGRESS}, change=_worker_lost
-            )
+            with contextlib.suppress(TransitionRefused):
+                await self.lifecycle.fail(
+                    run_id, "server_error", "The run's worker stopped responding too many times."
+                )
             return
-        if moved is not None:
-            log.warning("run %s lost its worker; queued again", run_id)
-            await self.queue.enqueue(run_id)
+        except WrongStatus as refused:
+            if refused.current == S.CANCELLING:
+                with contextlib.suppress(TransitionRefused):
+                    await self.lifecycle.finish_cancel(run_id)
+            return
+        except TransitionRefused:
+            return
+        log.warning("run %s lost its worker; queued again", run_id)
+        await self.queue.enqueue(run_id)
 
     async def requeue_waiting(self) -> int:
         """Hand every queued run to the queue (after a start or restart)."""
@@ -88,10 +97,3 @@ async def _retry_or_give_up(conn: AsyncConnection, _project: str, run: dict[str,
         raise _GiveUp
     await store.delete_unfinished_output(conn, run["id"])
     return []
-
-
-def _worker_lost(run: dict[str, Any]) -> None:
-    run["last_error"] = {
-        "code": "server_error",
-        "message": "The run's worker stopped responding too many times.",
-    }

@@ -4,6 +4,7 @@ tool outputs, and the run steps. Execution itself is the engine's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,7 +16,7 @@ from threadline.domain.ids import new_id
 from threadline.domain.run_status import RunStatus
 from threadline.engine.events import EventBus, Events
 from threadline.engine.executor import Claimed, Executor
-from threadline.engine.lifecycle import Lifecycle, settle_usage
+from threadline.engine.lifecycle import Lifecycle, TransitionRefused, settle_usage
 from threadline.errors import InvalidRequestError, RunNotWaitingError
 from threadline.models.base import ModelBackend
 from threadline.queue.base import RunQueue
@@ -236,17 +237,17 @@ class RunService:
 
     async def cancel(self, project: str, thread_id: str, run_id: str) -> dict[str, Any]:
         run = await self.retrieve(project, thread_id, run_id)
-        moved = await self.lifecycle.move(
-            run_id, S.CANCELLING, allowed={S.QUEUED, S.IN_PROGRESS, S.REQUIRES_ACTION}
-        )
-        if moved is None:
-            run = await self.retrieve(project, thread_id, run_id)
+        try:
+            moved = await self.lifecycle.cancel(run_id)
+        except TransitionRefused:
+            run = await self.retrieve(project, thread_id, run_id)  # 404 if it is gone
             raise InvalidRequestError(
                 f"Cannot cancel run with status '{run['status']}'.", param="run_id"
-            )
+            ) from None
         if not await self.queue.abort(run_id) and RunStatus(run["status"]) != S.IN_PROGRESS:
             # Nothing is executing it: the cancel is complete at once.
-            await self.lifecycle.move(run_id, S.CANCELLED, allowed={S.CANCELLING})
+            with contextlib.suppress(TransitionRefused):
+                await self.lifecycle.finish_cancel(run_id)
         return moved.run
 
     async def submit_tool_outputs(
@@ -276,16 +277,12 @@ class RunService:
                 events.append(("thread.run.step.completed", step))
             return events
 
-        def resume(current: dict[str, Any]) -> None:
-            current["required_action"] = None
-
-        moved = await self.lifecycle.move(
-            run_id, S.QUEUED, allowed={S.REQUIRES_ACTION}, work=record, change=resume
-        )
-        if moved is None:
+        try:
+            moved = await self.lifecycle.resume(run_id, record)
+        except TransitionRefused:
             raise RunNotWaitingError(
                 "The run stopped waiting for tool outputs before they arrived.", param="run_id"
-            )
+            ) from None
         await self.queue.enqueue(run_id)
         return moved.run
 
