@@ -80,6 +80,10 @@ class Executor:
 
         try:
             claimed = await self.lifecycle.claim(run_id, self.worker_id, self._lease_until(), read)
+        except asyncio.CancelledError:
+            # Stopped as it claimed: hand the run back if the claim went through.
+            await shielded(self._after_abort(run_id))
+            raise
         except RunExpired:
             # It expired while it waited: it never started (no `started_at`).
             await _tolerate(self.lifecycle.expire(run_id))

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from threadline.domain.clock import now
+from threadline.domain.clock import now, stamp
 from threadline.domain.ids import new_id
 from threadline.domain.run_status import RunStatus
 from threadline.engine.events import EventBus, Events
@@ -88,7 +88,7 @@ class RunService:
             req.instructions if req.instructions is not None else assistant["instructions"]
         )
         instructions = "\n\n".join(p for p in (instructions, additional_instructions) if p)
-        created = now()
+        created = stamp(self.lifecycle.clock)
         pick = _first_set
         run: dict[str, Any] = {
             "id": new_id("run"),

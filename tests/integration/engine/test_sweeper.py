@@ -1,0 +1,75 @@
+"""Sweeper: lapsed leases, overdue runs and stranded cancels, with a clock the test
+moves (no waiting for leases to lapse)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from threadline.engine.events import Events
+from threadline.engine.sweeper import MAX_ATTEMPTS
+
+LEASE = 15.0
+
+
+async def nothing(_conn: AsyncConnection, _project: str, _run: dict[str, Any]) -> Events:
+    return []
+
+
+async def claim_and_vanish(kit: Any, run_id: str) -> None:
+    """A worker claims the run, then dies: its lease lapses."""
+    await kit.lifecycle.claim(run_id, "wrk_dead", kit.clock.time() + LEASE, nothing)
+    kit.clock.advance(LEASE + 1)
+
+
+async def test_a_lapsed_lease_is_queued_again_then_failed(kit: Any) -> None:
+    run = await kit.new_run()
+    kit.queue.enqueued.clear()
+    for attempt in range(1, MAX_ATTEMPTS):
+        await claim_and_vanish(kit, run["id"])
+        await kit.sweeper.sweep()
+        row = await kit.row(run["id"])
+        assert (row.status, row.attempts, row.lease_owner) == ("queued", attempt, None)
+        assert kit.queue.enqueued.count(run["id"]) == attempt
+    await claim_and_vanish(kit, run["id"])
+    await kit.sweeper.sweep()
+    row = await kit.row(run["id"])
+    assert row.status == "failed"
+    assert row.data["last_error"]["code"] == "server_error"
+
+
+async def test_a_live_lease_is_left_alone(kit: Any) -> None:
+    run = await kit.new_run()
+    await kit.lifecycle.claim(run["id"], "wrk_alive", kit.clock.time() + LEASE, nothing)
+    kit.clock.advance(LEASE - 1)
+    await kit.sweeper.sweep()
+    assert await kit.status(run["id"]) == "in_progress"
+
+
+async def test_overdue_runs_expire_and_are_aborted(kit: Any) -> None:
+    queued = await kit.new_run()
+    waiting = await kit.new_run()
+    await kit.lifecycle.claim(waiting["id"], "wrk_a", kit.clock.time() + 10_000, nothing)
+    kit.clock.advance(kit.settings.run_expires_seconds + 1)
+    await kit.sweeper.sweep()
+    for run in (queued, waiting):
+        assert await kit.status(run["id"]) == "expired"
+    assert set(kit.queue.aborted) == {queued["id"], waiting["id"]}
+    assert (await kit.event_names(waiting["id"]))[-1] == "thread.run.expired"
+
+
+async def test_a_stranded_cancel_is_finished(kit: Any) -> None:
+    run = await kit.new_run()
+    await kit.lifecycle.claim(run["id"], "wrk_dead", kit.clock.time() + LEASE, nothing)
+    await kit.lifecycle.cancel(run["id"])
+    kit.clock.advance(LEASE + 1)
+    await kit.sweeper.sweep()
+    assert await kit.status(run["id"]) == "cancelled"
+
+
+async def test_requeue_waiting_hands_every_queued_run_to_the_queue(kit: Any) -> None:
+    first, second = await kit.new_run(), await kit.new_run()
+    kit.queue.enqueued.clear()
+    assert await kit.sweeper.requeue_waiting() == 2
+    assert kit.queue.enqueued == [first["id"], second["id"]]
