@@ -58,10 +58,23 @@ def _postgres_database() -> Iterator[str]:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=ENGINES)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(params=["sqlite", "sqlite-plain", "postgres"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """The storage and engine suites' engines: SQLite with its fast path
+    (``storage.sqlite_fast``) and without it, and PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+def fast_path(engine: str) -> bool:
+    """Whether ``Database`` takes the SQLite fast path (``engine`` says)."""
+    return engine != "sqlite-plain"
+
+
+@pytest.fixture
+def database_url(engine: str, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database on each engine."""
-    if request.param == "sqlite":
+    if engine.startswith("sqlite"):
         yield f"sqlite+aiosqlite:///{tmp_path / 'threadline.db'}"
     else:
         yield from _postgres_database()

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     """SQLAlchemy async URL; default: SQLite at ``<data_dir>/threadline.db``."""
+    sqlite_fast_path: bool = True
+    """On SQLite, the ``storage.sqlite_fast`` path (off: plain aiosqlite)."""
     api_keys: str = ""
     """Static keys, comma separated: ``KEY`` (project ``default``) or ``PROJECT:KEY``.
     Keys made with ``threadline keys create`` live in the database and add to these."""

@@ -40,13 +40,14 @@ LONG = (30, 0.4)  # about 12 s: outlives the grace, so it is handed back
 class Server:
     """``threadline serve`` as a child process, restartable with the same settings."""
 
-    def __init__(self, data_dir: Path, database_url: str) -> None:
+    def __init__(self, data_dir: Path, database_url: str, fast_path: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.log_path = data_dir / "server.log"
         self.env = os.environ | {
             "THREADLINE_DATA_DIR": str(data_dir),
             "THREADLINE_DATABASE_URL": database_url,
+            "THREADLINE_SQLITE_FAST_PATH": str(fast_path).lower(),
             "THREADLINE_API_KEYS": KEY,
             "THREADLINE_MODEL_BACKEND": "scripted",
             "THREADLINE_RUN_LEASE_SECONDS": "3",
@@ -110,8 +111,8 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
-    srv = Server(tmp_path, database_url)
+def server(tmp_path: Path, database_url: str, fast_path: bool) -> Iterator[Server]:
+    srv = Server(tmp_path, database_url, fast_path)
     srv.start()
     try:
         yield srv

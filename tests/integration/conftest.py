@@ -10,8 +10,8 @@ from threadline.storage.db import Database
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
+async def db(database_url: str, fast_path: bool) -> AsyncIterator[Database]:
+    database = Database(database_url, fast_path=fast_path)
     await database.migrate()
     try:
         yield database

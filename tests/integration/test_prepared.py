@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from threadline.storage import tables
 from threadline.storage.db import Database
-from threadline.storage.prepared import Prepared
+from threadline.storage.sqlite_fast.prepared import Prepared, UnsupportedType
 
 TABLE = tables.threads
 T = TABLE.c
@@ -115,7 +115,27 @@ async def test_on_sqlite_a_transaction_s_statements_skip_sqlalchemy(db: Database
     async with db.read() as conn:
         row = (await THREAD_DATA.execute(conn, {"thread_id": "thread_f"})).first()
     assert row.data == {"id": "thread_f"}
-    if db.is_sqlite:
+    statements = [sql.split()[0] for sql in through if not sql.startswith("BEGIN")]
+    if db.fast_path:
         assert through == []
     else:
-        assert [sql.split()[0] for sql in through] == ["INSERT", "SELECT"]
+        assert statements == ["INSERT", "SELECT"]
+
+
+def test_types_the_fast_path_cannot_convert_are_refused_when_built() -> None:
+    flags = sa.table("flags", sa.column("on", sa.Boolean), sa.column("at", sa.DateTime))
+    with pytest.raises(UnsupportedType, match="'on'"):
+        Prepared(sa.select(flags.c.on))
+    with pytest.raises(UnsupportedType, match="'at'"):
+        Prepared(sa.select(flags.c.at))
+
+
+async def test_rows_are_the_same_type_on_every_path(db: Database) -> None:
+    async with db.write() as conn:
+        await INSERT_THREAD.execute(conn, thread("thread_g"))
+        inside = (await THREAD_DATA.execute(conn, {"thread_id": "thread_g"})).first()
+    async with db.engine.connect() as conn:  # outside a transaction: through SQLAlchemy
+        outside = (await THREAD_DATA.execute(conn, {"thread_id": "thread_g"})).first()
+    assert type(inside) is type(outside)
+    assert inside == outside
+    assert inside._fields == ("id", "created_at", "data")

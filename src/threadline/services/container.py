@@ -43,7 +43,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, backend: ModelBackend | None = None) -> Services:
-        db = Database(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url, fast_path=settings.sqlite_fast_path)
         refs = References()
         blobs = LocalBlobStore(settings.files_dir)
         bus = InMemoryEventBus()

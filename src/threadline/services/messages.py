@@ -20,8 +20,8 @@ from threadline.schemas.message import (
 from threadline.services.references import References
 from threadline.storage import tables
 from threadline.storage.db import Database
-from threadline.storage.prepared import Prepared
 from threadline.storage.repository import Page, PageParams, Repository
+from threadline.storage.sqlite_fast.prepared import Prepared
 
 repo = Repository(tables.messages, "message")
 thread_repo = Repository(tables.threads, "thread")

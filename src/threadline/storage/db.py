@@ -9,9 +9,8 @@ it reads through a ``Repository`` (see ``in_write``) for the same guarantee.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,10 +19,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from threadline.storage import inline_sqlite
+from threadline.storage.sqlite_fast import inline
+from threadline.storage.sqlite_fast.held import Held, WriterTurn, of_this_loop
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _WRITE = "threadline_write"
@@ -49,25 +48,29 @@ def in_write(conn: AsyncConnection) -> bool:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, fast_path: bool = True) -> None:
+        """``fast_path``: on SQLite, take the ``sqlite_fast`` path (in-place calls,
+        held connections, statements straight on ``sqlite3``); off, SQLite runs on
+        plain aiosqlite through SQLAlchemy, as PostgreSQL does on asyncpg."""
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        self.fast_path = fast_path and self.is_sqlite
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
             database = make_url(self.url).database
-            if database and database != ":memory:" and "?" not in self.url:
-                kwargs["async_creator"] = inline_sqlite.connector(database, timeout=30)
+            if self.fast_path and database and database != ":memory:" and "?" not in self.url:
+                kwargs["async_creator"] = inline.connector(database, timeout=30)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         # The same pool, its connections marked as writers from the start (setting
         # the option on each connection costs a call into the dialect each time).
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
-        self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WriterTurn] = (
+        self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriterTurn] = (
             weakref.WeakKeyDictionary()
         )
-        self._readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Held] = (
+        self._readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Held] = (
             weakref.WeakKeyDictionary()
         )
         if self.is_sqlite:
@@ -94,11 +97,11 @@ class Database:
             # Every transaction begins here: straight to SQLite when it can (a
             # statement through SQLAlchemy costs several times the BEGIN itself).
             driver = conn.connection.driver_connection
-            if not isinstance(driver, inline_sqlite.InlineConnection):
+            if not isinstance(driver, inline.InlineConnection):
                 conn.exec_driver_sql(statement)
             elif not driver.sqlite.in_transaction:
                 driver.sqlite.execute(statement)
-            # else: SQLAlchemy joins the one a held connection began (``_Held``)
+            # else: SQLAlchemy joins the one a held connection began (``Held``)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -109,7 +112,7 @@ class Database:
         takes it and begins and ends on ``sqlite3`` (see ``write``); one that does
         not (another read is waiting on something in the middle) takes one from
         the pool."""
-        reader = _of_this_loop(self._readers, _Held) if self.is_sqlite else None
+        reader = of_this_loop(self._readers, Held) if self.fast_path else None
         if reader is None or reader.busy:
             async with self.engine.connect() as conn, conn.begin():
                 yield conn
@@ -131,11 +134,11 @@ class Database:
         time, they share one connection, kept open between them: taking a
         connection from the pool and giving it back cost more than the
         transaction's own statements."""
-        if not self.is_sqlite:
+        if not self.fast_path:
             async with self._write_engine.connect() as conn, conn.begin():
                 yield conn
             return
-        turn = _of_this_loop(self._writers, _WriterTurn)
+        turn = of_this_loop(self._writers, WriterTurn)
         async with turn, turn.held.transaction(self._write_engine, "BEGIN IMMEDIATE") as conn:
             yield conn
 
@@ -161,116 +164,6 @@ class Database:
         if reader is not None and not reader.busy:
             await reader.drop()
         await self.engine.dispose()
-
-
-def _of_this_loop(
-    per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _T], make: Callable[[], _T]
-) -> _T:
-    """The running event loop's entry of ``per_loop``, made the first time."""
-    loop = asyncio.get_running_loop()
-    found = per_loop.get(loop)
-    if found is None:
-        found = per_loop[loop] = make()
-    return found
-
-
-@asynccontextmanager
-async def _sqlite_transaction(
-    conn: AsyncConnection, sqlite: sqlite3.Connection, begin: str
-) -> AsyncIterator[None]:
-    """A transaction begun and ended on ``sqlite3`` itself: SQLAlchemy's
-    transaction bookkeeping cost more than the statements of most transactions
-    (``prepared`` runs them on ``sqlite3`` too). A statement that goes through
-    SQLAlchemy joins it (see ``_on_begin``); it is then ended through SQLAlchemy."""
-    _execute_on_sqlite(sqlite, begin)
-    try:
-        yield
-        if conn.in_transaction():
-            await conn.commit()
-        if sqlite.in_transaction:
-            _execute_on_sqlite(sqlite, "COMMIT")
-    except BaseException:
-        try:
-            if conn.in_transaction():
-                await conn.rollback()
-        finally:
-            if sqlite.in_transaction:
-                sqlite.rollback()
-        raise
-
-
-def _execute_on_sqlite(sqlite: sqlite3.Connection, statement: str) -> None:
-    """``statement`` on ``sqlite3``, its failure raised as SQLAlchemy would raise it."""
-    try:
-        sqlite.execute(statement)
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
-
-
-class _Held:
-    """A SQLite connection kept open between the transactions that take turns on it
-    (taking one from the pool and giving it back cost more than most transactions'
-    statements); ``busy`` while one runs."""
-
-    def __init__(self) -> None:
-        self.busy = False
-        self._conn: AsyncConnection | None = None
-
-    @asynccontextmanager
-    async def transaction(self, engine: AsyncEngine, begin: str) -> AsyncIterator[AsyncConnection]:
-        """A transaction on the held connection (opened the first time)."""
-        self.busy = True
-        try:
-            if self._conn is None:
-                self._conn = await engine.connect()
-            conn = self._conn
-            sqlite = inline_sqlite.sqlite_of(conn)
-            try:
-                if sqlite is None:
-                    async with conn.begin():
-                        yield conn
-                else:
-                    async with _sqlite_transaction(conn, sqlite, begin):
-                        yield conn
-            finally:
-                if (
-                    conn.invalidated
-                    or conn.in_transaction()
-                    or (sqlite is not None and sqlite.in_transaction)
-                ):
-                    await self.drop()  # not in a state to be used again
-        finally:
-            self.busy = False
-
-    async def drop(self) -> None:
-        """Close the held connection (the next transaction opens another)."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()
-
-
-class _WriterTurn:
-    """One SQLite writer at a time in this event loop, first come first served, on
-    one held connection.
-
-    A task that asks again while it holds the turn (a write transaction inside
-    another) is refused at once: SQLite would only deadlock it until the busy timeout."""
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._holder: asyncio.Task[Any] | None = None
-        self.held = _Held()
-
-    async def __aenter__(self) -> None:
-        task = asyncio.current_task()
-        if task is not None and task is self._holder:
-            raise RuntimeError("a write transaction cannot open another one")
-        await self._lock.acquire()
-        self._holder = task
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._holder = None
-        self._lock.release()
 
 
 def alembic_config() -> Config:

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from threadline.domain.run_status import RunStatus
 from threadline.errors import ConflictError
 from threadline.storage import tables
-from threadline.storage.prepared import Prepared
 from threadline.storage.repository import Repository
+from threadline.storage.sqlite_fast.prepared import Prepared
 
 runs = Repository(tables.runs, "run")
 steps = Repository(tables.run_steps, "run step")

@@ -143,11 +143,16 @@ Handler = Callable[..., Any | Awaitable[Any]]
 
 
 @pytest.fixture
-async def kit(database_url: str, tmp_path: Path) -> AsyncIterator[Kit]:
+async def kit(database_url: str, fast_path: bool, tmp_path: Path) -> AsyncIterator[Kit]:
     settings = Settings.model_validate(
-        {"data_dir": tmp_path, "database_url": database_url, "model_backend": "scripted"}
+        {
+            "data_dir": tmp_path,
+            "database_url": database_url,
+            "model_backend": "scripted",
+            "sqlite_fast_path": fast_path,
+        }
     )
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, fast_path=settings.sqlite_fast_path)
     await db.migrate()
     bus = InMemoryEventBus()
     clock = ManualClock()

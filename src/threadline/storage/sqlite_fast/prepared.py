@@ -25,7 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from threadline.storage.inline_sqlite import sqlite_of
+from threadline.storage.sqlite_fast.inline import sqlite_of
 
 _REQUIRED = object()  # a parameter with no value of its own: the call must give one
 
@@ -66,14 +66,26 @@ class Prepared:
     def __init__(self, statement: sa.Select[Any] | sa.UpdateBase) -> None:
         self.statement = statement
         self._compiled: dict[tuple[str, ...] | None, _Compiled] = {}
+        self._row: Any = None
+        if isinstance(statement, sa.Select):
+            columns = list(statement.selected_columns)
+            for column in columns:
+                _check_convertible(column.type, f"column {column.key!r}")
+            self._row = namedtuple(  # type: ignore[misc]
+                "Row", [str(column.key) for column in columns], rename=True
+            )
 
     async def execute(self, conn: AsyncConnection, params: Mapping[str, Any] | None = None) -> Rows:
         params = params or {}
         sqlite = _inline_sqlite(conn)
         if sqlite is None:
             result = await conn.execute(self.statement, dict(params))
-            rows = list(result) if result.returns_rows else []
-            return Rows(rows, result.rowcount)
+            if not result.returns_rows:
+                return Rows([], result.rowcount)
+            # The same row type either way (SQLAlchemy's rows would behave alike
+            # for attribute access, but not for equality or pickling).
+            make = self._row._make if self._row is not None else tuple
+            return Rows([make(tuple(row)) for row in result], result.rowcount)
         compiled = self._compile(conn.dialect, params)
         values = []
         for name, given, is_json in compiled.binds:
@@ -112,12 +124,12 @@ class Prepared:
         keys = tuple(params) if isinstance(self.statement, sa.UpdateBase) else None
         found = self._compiled.get(keys)
         if found is None:
-            found = self._compiled[keys] = _compile(self.statement, dialect, keys)
+            found = self._compiled[keys] = _compile(self.statement, dialect, keys, self._row)
         return found
 
 
 def _compile(
-    statement: sa.ClauseElement, dialect: Dialect, keys: tuple[str, ...] | None
+    statement: sa.ClauseElement, dialect: Dialect, keys: tuple[str, ...] | None, row: Any
 ) -> _Compiled:
     compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
     assert isinstance(compiled, SQLCompiler)
@@ -127,14 +139,33 @@ def _compile(
         if bind.expanding:
             raise ValueError("a prepared statement cannot expand a parameter list (IN)")
         given = _REQUIRED if bind.required else bind.effective_value
+        _check_convertible(bind.type, f"parameter {name!r}")
         binds.append((name, given, isinstance(bind.type, sa.JSON)))
-    row: Any = None
     json_columns: tuple[int, ...] = ()
     if isinstance(statement, sa.Select):
         columns = list(statement.selected_columns)
-        row = namedtuple("Row", [column.key for column in columns], rename=True)  # type: ignore[misc, no-redef]
         json_columns = tuple(i for i, c in enumerate(columns) if isinstance(c.type, sa.JSON))
     return _Compiled(compiled.string, tuple(binds), row, json_columns)
+
+
+# What ``sqlite3`` takes and gives back as SQLAlchemy would (JSON is converted here).
+# Anything else (booleans read back as 0/1, dates, decimals, enums, binary, vectors)
+# would silently differ from the SQLAlchemy path, so a statement using it is refused.
+_CONVERTIBLE = (sa.String, sa.Integer, sa.Float, sa.JSON, sa.types.NullType)
+
+
+class UnsupportedType(TypeError):
+    """A ``Prepared`` statement reads or writes a type the fast path cannot convert."""
+
+
+def _check_convertible(type_: Any, what: str) -> None:
+    if isinstance(type_, sa.Float) and type_.asdecimal:
+        raise UnsupportedType(f"{what}: a decimal Float is not converted by the fast path")
+    if isinstance(type_, sa.Enum) or not isinstance(type_, _CONVERTIBLE):
+        raise UnsupportedType(
+            f"{what}: {type_!r} is not converted by the SQLite fast path; "
+            "run this statement through SQLAlchemy"
+        )
 
 
 def _inline_sqlite(conn: AsyncConnection) -> sqlite3.Connection | None:
