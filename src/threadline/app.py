@@ -13,15 +13,16 @@ from threadline import __version__
 from threadline.api import assistants, errors, files, messages, runs, steps, threads
 from threadline.api.limits import BodySizeLimit
 from threadline.api.requests import RefuseUnstorableURL
-from threadline.services.container import Services
+from threadline.services.catalog import Services
 from threadline.settings import Settings
+from threadline.wiring import build_services
 
 log = logging.getLogger("threadline")
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or Settings()
-    built = services or Services.build(settings)
+    built = services or build_services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

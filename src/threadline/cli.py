@@ -9,8 +9,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from threadline.services.container import Services
 from threadline.settings import Settings
+from threadline.wiring import build_services
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -34,7 +34,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _migrate(settings: Settings) -> None:
-    services = Services.build(settings)
+    services = build_services(settings)
     try:
         await services.db.migrate()
     finally:
@@ -43,7 +43,7 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> None:
-    services = Services.build(settings)
+    services = build_services(settings)
     try:
         await services.db.migrate()
         if args.keys_command == "create":

@@ -44,6 +44,14 @@ class InvalidRequestError(ThreadlineError):
     status_code = 400
     error_type = "invalid_request_error"
 
+    @classmethod
+    def bad_cursor(cls, kind: str, cursor: str, param: str) -> InvalidRequestError:
+        return cls(
+            f"Invalid '{param}': no {kind} with id '{cursor}' in this list.",
+            param=param,
+            code="invalid_cursor",
+        )
+
 
 class ThreadBusyError(InvalidRequestError):
     pass

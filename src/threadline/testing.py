@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from threadline.app import create_app
-from threadline.services.container import Services
+from threadline.services.catalog import Services
 from threadline.settings import Settings
 
 

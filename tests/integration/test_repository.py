@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from threadline.domain.pages import PageParams
 from threadline.errors import InvalidRequestError, NotFoundError
 from threadline.storage import tables
 from threadline.storage.db import Database
-from threadline.storage.repository import PageParams, Repository
+from threadline.storage.repository import Repository
 from threadline.storage.sqlite_fast import inline as inline_sqlite
 
 assistants = Repository(tables.assistants, "assistant")

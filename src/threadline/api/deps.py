@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import Depends, Header, Query, Request
 
 from threadline.domain import limits
-from threadline.services.container import Services
-from threadline.storage.repository import PageParams
+from threadline.domain.pages import PageParams
+from threadline.services.catalog import Services
 
 
 def get_services(request: Request) -> Services:

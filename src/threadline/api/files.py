@@ -8,9 +8,9 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
 from threadline.api.deps import ProjectDep, ServicesDep
+from threadline.domain.pages import PageParams
 from threadline.schemas.common import DeletionStatus, ListResponse
 from threadline.schemas.file import FileObject
-from threadline.storage.repository import PageParams
 
 router = APIRouter(prefix="/files", tags=["Files"])
 

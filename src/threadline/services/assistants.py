@@ -6,14 +6,14 @@ from typing import Any
 
 from threadline.domain.clock import now
 from threadline.domain.ids import new_id
+from threadline.domain.pages import Page, PageParams
 from threadline.schemas.assistant import CreateAssistantRequest, ModifyAssistantRequest
 from threadline.schemas.tools import dump_response_format, dump_tool_resources
 from threadline.services.references import References
-from threadline.storage import tables
+from threadline.storage import objects
 from threadline.storage.db import Database
-from threadline.storage.repository import Page, PageParams, Repository
 
-repo = Repository(tables.assistants, "assistant")
+repo = objects.assistants
 
 
 class AssistantService:

@@ -9,14 +9,14 @@ from typing import Any, BinaryIO
 
 from threadline.domain.clock import now
 from threadline.domain.ids import new_id
+from threadline.domain.pages import Page, PageParams
 from threadline.errors import InvalidRequestError
 from threadline.schemas.file import UPLOAD_PURPOSES
-from threadline.storage import tables
+from threadline.storage import objects
 from threadline.storage.blobs import BlobStore
 from threadline.storage.db import Database
-from threadline.storage.repository import Page, PageParams, Repository
 
-repo = Repository(tables.files, "file")
+repo = objects.files
 MAX_FILENAME_CHARS = 512
 
 

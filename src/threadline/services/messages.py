@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.clock import now
 from threadline.domain.ids import new_id
-from threadline.domain.run_status import ACTIVE
+from threadline.domain.pages import Page, PageParams
 from threadline.errors import ThreadBusyError
 from threadline.schemas.message import (
     CreateMessageRequest,
@@ -18,13 +17,11 @@ from threadline.schemas.message import (
     content_parts,
 )
 from threadline.services.references import References
-from threadline.storage import tables
+from threadline.storage import objects
 from threadline.storage.db import Database
-from threadline.storage.repository import Page, PageParams, Repository
-from threadline.storage.sqlite_fast.prepared import Prepared
 
-repo = Repository(tables.messages, "message")
-thread_repo = Repository(tables.threads, "thread")
+repo = objects.messages
+thread_repo = objects.threads
 
 
 def new_message(thread_id: str, req: CreateMessageRequest) -> dict[str, Any]:
@@ -58,25 +55,8 @@ async def check_message_files(
         await refs.check_files(conn, project, images, f"{param}content")
 
 
-# Built once, its statuses as separate comparisons: every run creation and message
-# asks, and an ``IN`` list is expanded anew on each execution.
-_ACTIVE_RUN = Prepared(
-    sa.select(tables.runs.c.id)
-    .where(
-        tables.runs.c.thread_id == sa.bindparam("thread_id"),
-        sa.or_(*(tables.runs.c.status == str(status) for status in sorted(ACTIVE))),
-    )
-    .limit(1)
-)
-
-
-async def active_run_id(conn: AsyncConnection, thread_id: str) -> str | None:
-    found = (await _ACTIVE_RUN.execute(conn, {"thread_id": thread_id})).scalar()
-    return None if found is None else str(found)
-
-
 async def ensure_thread_idle(conn: AsyncConnection, thread_id: str) -> None:
-    run_id = await active_run_id(conn, thread_id)
+    run_id = await objects.active_run_id(conn, thread_id)
     if run_id is not None:
         raise ThreadBusyError(
             f"Thread {thread_id} already has an active run {run_id}.",

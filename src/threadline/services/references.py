@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.errors import InvalidRequestError
 from threadline.schemas.tools import ToolResources
-from threadline.storage import tables
+from threadline.storage import objects
 
 
 class References:
@@ -18,17 +17,7 @@ class References:
         self, conn: AsyncConnection, project: str, file_ids: Iterable[str], param: str
     ) -> None:
         wanted = set(file_ids)
-        if not wanted:
-            return
-        found = set(
-            (
-                await conn.execute(
-                    sa.select(tables.files.c.id).where(
-                        tables.files.c.project_id == project, tables.files.c.id.in_(wanted)
-                    )
-                )
-            ).scalars()
-        )
+        found = await objects.existing_file_ids(conn, project, wanted)
         missing = sorted(wanted - found)
         if missing:
             raise InvalidRequestError(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.clock import now, stamp
 from threadline.domain.ids import new_id
+from threadline.domain.pages import Page, PageParams
 from threadline.domain.run_status import RunStatus
 from threadline.engine.events import EventBus, Events
 from threadline.engine.executor import Claimed, Executor
@@ -36,7 +37,6 @@ from threadline.services.threads import repo as thread_repo
 from threadline.settings import Settings
 from threadline.storage import runs as store
 from threadline.storage.db import Database
-from threadline.storage.repository import Page, PageParams
 
 S = RunStatus
 Make = Callable[[AsyncConnection], Awaitable[tuple[dict[str, Any], Events]]]

@@ -12,11 +12,10 @@ from threadline.schemas.thread import CreateThreadRequest, ModifyThreadRequest
 from threadline.schemas.tools import dump_tool_resources
 from threadline.services import messages
 from threadline.services.references import References
-from threadline.storage import tables
+from threadline.storage import objects
 from threadline.storage.db import Database
-from threadline.storage.repository import Repository
 
-repo = Repository(tables.threads, "thread")
+repo = objects.threads
 
 
 class ThreadService:

@@ -7,40 +7,15 @@ another project does not exist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from threadline.domain.pages import Page, PageParams
 from threadline.errors import InvalidRequestError, NotFoundError
 from threadline.storage.db import in_write
 from threadline.storage.sqlite_fast.prepared import Prepared
-
-Order = Literal["asc", "desc"]
-
-
-@dataclass(frozen=True)
-class PageParams:
-    limit: int = 20
-    order: Order = "desc"
-    after: str | None = None
-    before: str | None = None
-
-
-@dataclass(frozen=True)
-class Page:
-    data: list[dict[str, Any]]
-    has_more: bool
-
-    def envelope(self) -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": self.data,
-            "first_id": self.data[0]["id"] if self.data else None,
-            "last_id": self.data[-1]["id"] if self.data else None,
-            "has_more": self.has_more,
-        }
 
 
 class Repository:
@@ -152,11 +127,7 @@ class Repository:
         query = sa.select(self.c.seq).where(self.c.id == cursor, *self._scope(project_id, scope))
         seq = (await conn.execute(query)).scalar()
         if seq is None:
-            raise InvalidRequestError(
-                f"Invalid '{param}': no {self.kind} with id '{cursor}' in this list.",
-                param=param,
-                code="invalid_cursor",
-            )
+            raise InvalidRequestError.bad_cursor(self.kind, cursor, param)
         return int(seq)
 
     async def page(

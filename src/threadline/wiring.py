@@ -1,0 +1,50 @@
+"""The composition root: every part of threadline built once from the settings
+and wired together. Nothing else constructs the services, the engine's parts or
+the backends; the app, the CLI and tests ask here."""
+
+from __future__ import annotations
+
+from threadline.engine.events import InMemoryEventBus
+from threadline.engine.lifecycle import Lifecycle
+from threadline.engine.worker import RunWorker
+from threadline.models.base import ModelBackend
+from threadline.models.registry import build_backend
+from threadline.queue.inprocess import InProcessQueue
+from threadline.services.assistants import AssistantService
+from threadline.services.catalog import Services
+from threadline.services.files import FileService
+from threadline.services.keys import KeyService
+from threadline.services.messages import MessageService
+from threadline.services.references import References
+from threadline.services.runs import RunService
+from threadline.services.threads import ThreadService
+from threadline.settings import Settings
+from threadline.storage.blobs import LocalBlobStore
+from threadline.storage.db import Database
+
+
+def build_services(settings: Settings, backend: ModelBackend | None = None) -> Services:
+    """Everything one process runs, from ``settings`` (``backend`` replaces the
+    model backend the settings name)."""
+    db = Database(settings.resolved_database_url, fast_path=settings.sqlite_fast_path)
+    refs = References()
+    blobs = LocalBlobStore(settings.files_dir)
+    bus = InMemoryEventBus()
+    lifecycle = Lifecycle(db, bus)
+    queue = InProcessQueue(settings.worker_concurrency)
+    model = backend or build_backend(settings)
+    threads = ThreadService(db, refs)
+    worker = RunWorker(db, lifecycle, queue, model, settings)
+    return Services(
+        settings=settings,
+        db=db,
+        bus=bus,
+        backend=model,
+        keys=KeyService(db, settings.static_keys()),
+        assistants=AssistantService(db, refs),
+        threads=threads,
+        messages=MessageService(db, refs),
+        files=FileService(db, blobs, settings.max_upload_bytes),
+        runs=RunService(db, refs, threads, lifecycle, queue, worker.executor, model, settings),
+        worker=worker,
+    )
