@@ -9,4 +9,5 @@ export THREADLINE_REQUIRE_POSTGRES=${THREADLINE_REQUIRE_POSTGRES:-1}
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
+.venv/bin/lint-imports
 .venv/bin/pytest -p no:cacheprovider "$@"
