@@ -21,7 +21,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from conftest import ENGINES, KEY_A, Served, serve
+from tests.support.servers import ENGINES, KEY_A, Served, serve
 
 MAX_EXAMPLES = 25
 PATHS = (
