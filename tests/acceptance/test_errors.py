@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ENGINES, KEY_A, Served, serve
+from tests.support.servers import ENGINES, KEY_A, Served, serve
 
 AUTH = {"Authorization": f"Bearer {KEY_A}"}
 JSON_HINT = (

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import KEY_A, Served
+from tests.support.servers import KEY_A, Served
 
 
 def bad_request(call: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from conftest import Served
+from tests.support.servers import Served
 from threadline.storage import tables
 from threadline.storage.db import Database
 from threadline.storage.repository import Repository

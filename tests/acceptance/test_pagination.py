@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import KEY_A
+from tests.support.servers import KEY_A
 
 SECOND = 1_750_000_000
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import openai
 import pytest
-from run_helpers import (
+
+from tests.support.runs import (
     POLL_MS,
     check_times,
     get_json,
@@ -24,8 +25,7 @@ from run_helpers import (
     wait_for,
     weather_call,
 )
-
-from spec_schema import assert_run, assert_schema
+from tests.support.spec_schema import assert_run, assert_schema
 
 WORDS = "lorem ipsum dolor sit amet consectetur adipiscing elit " * 60  # ~480 tokens
 

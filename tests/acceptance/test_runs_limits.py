@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
-from run_helpers import (
+
+from tests.support.runs import (
     POLL_MS,
     check_times,
     new_assistant,
@@ -23,9 +24,8 @@ from run_helpers import (
     wait_for,
     weather_call,
 )
-
-from conftest import ENGINES, Served, serve
-from spec_schema import assert_schema
+from tests.support.servers import ENGINES, Served, serve
+from tests.support.spec_schema import assert_schema
 
 
 def _refused(error: pytest.ExceptionInfo[openai.BadRequestError]) -> None:

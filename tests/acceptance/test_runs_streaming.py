@@ -12,7 +12,8 @@ import openai
 from openai.lib.streaming import AssistantEventHandler
 from openai.types.beta import AssistantStreamEvent
 from openai.types.beta.threads import Text, TextDelta
-from run_helpers import (
+
+from tests.support.runs import (
     SSE,
     check_stream,
     http,

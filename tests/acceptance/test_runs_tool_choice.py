@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import openai
 import pytest
-from run_helpers import POLL_MS, WEATHER, new_assistant
+
+from tests.support.runs import POLL_MS, WEATHER, new_assistant
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ from typing import Any
 import openai
 import pytest
 from openai.types.beta.threads import Run
-from run_helpers import (
+
+from tests.support.runs import (
     POLL_MS,
     check_times,
     message_text,

@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from conftest import Served
+from tests.support.servers import Served
 
 
 def bad_request(call: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from model_events import collect, finish_of, text_of
+from tests.support.model_events import collect, finish_of, text_of
 from threadline.models.base import (
     ChatMessage,
     FunctionTool,

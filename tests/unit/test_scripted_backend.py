@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from model_events import collect as run
-from model_events import finish_of, text_of
+from tests.support.model_events import collect as run
+from tests.support.model_events import finish_of, text_of
 from threadline.models import tokens
 from threadline.models.base import (
     ChatMessage,

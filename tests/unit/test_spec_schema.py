@@ -1,4 +1,4 @@
-"""The spec validator the acceptance tests rely on (``tests/spec_schema.py``):
+"""The spec validator the acceptance tests rely on (``tests.support.spec_schema``):
 it must read the three spellings of ``nullable`` and still refuse bad objects."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from spec_schema import assert_event, assert_run, normalise, schema_errors
+from scripts.derive_spec_schemas import normalise
+from tests.support.spec_schema import assert_event, assert_run, schema_errors
 
 RUN: dict[str, Any] = {
     "id": "run_1",

@@ -1,33 +1,29 @@
 """Validate wire objects against OpenAI's own OpenAPI document.
 
-``assert_schema(obj, "RunObject")`` checks ``obj`` against
-``#/components/schemas/RunObject`` of ``../shared/spec/openai-openapi.yaml``;
-``assert_event(name, data)`` checks one stream event against
-``AssistantStreamEvent``. The 3 MB YAML is parsed once and cached as JSON in
-the system temp directory (keyed by the file's hash), so later sessions load it
-in milliseconds.
-
-The document mixes OpenAPI 3.1 nullability with the 3.0 keyword
-``nullable: true`` (plain, next to ``$ref``, and as
-``allOf: [{$ref: ...}, {nullable: true}]``); all three are read as "or null".
-Formats are not checked (``format: unixtime`` is an integer, checked as such).
+``assert_schema(obj, "RunObject")`` checks ``obj`` against the spec's
+``#/components/schemas/RunObject``; ``assert_event(name, data)`` checks one
+stream event against ``AssistantStreamEvent``. The schemas come from
+``spec_schemas.json`` beside this module, derived from the spec by
+``scripts/derive_spec_schemas.py`` (which names the spec's sha256 and commit, and
+writes the 3.0 keyword ``nullable: true`` as "or null"). To check an object
+against a schema the file lacks, add its name to that script's ``ROOTS`` and
+derive the file again. Formats are not checked (``format: unixtime`` is an
+integer, checked as such).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-import yaml
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "spec" / "openai-openapi.yaml"
+from scripts.derive_spec_schemas import REF_PREFIX, closure
+from scripts.derive_spec_schemas import refs as refs_of
+
+SCHEMAS_PATH = Path(__file__).with_name("spec_schemas.json")
 RUN_STATUSES = {
     "queued",
     "in_progress",
@@ -40,90 +36,36 @@ RUN_STATUSES = {
     "expired",
 }
 INT32_MAX = 2**31
-_PREFIX = "#/components/schemas/"
-
-
-def _is_nullable_marker(node: Any) -> bool:
-    """``{nullable: true}`` alone (maybe described): the ``allOf`` member form."""
-    if not isinstance(node, dict) or node.get("nullable") is not True:
-        return False
-    return set(node) <= {"nullable", "description"}
-
-
-def _or_null(schema: Any) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def normalise(node: Any) -> Any:
-    """``node`` with every OpenAPI 3.0 ``nullable: true`` turned into ``anyOf [.., null]``."""
-    if isinstance(node, list):
-        return [normalise(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: normalise(value) for key, value in node.items() if key != "nullable"}
-    nullable = node.get("nullable") is True
-    all_of = node.get("allOf")
-    if isinstance(all_of, list) and any(_is_nullable_marker(m) for m in all_of):
-        kept = [normalise(m) for m in all_of if not _is_nullable_marker(m)]
-        out["allOf"] = kept
-        nullable = True
-    if nullable:
-        return _or_null(out)
-    return out
-
-
-def _cache_file(digest: str) -> Path:
-    return Path(tempfile.gettempdir()) / f"threadline-openapi-{digest[:16]}.json"
 
 
 @lru_cache(maxsize=1)
+def derived() -> dict[str, Any]:
+    """The whole ``spec_schemas.json``: its ``source`` and its ``schemas``."""
+    loaded: dict[str, Any] = json.loads(SCHEMAS_PATH.read_text())
+    return loaded
+
+
 def schemas() -> dict[str, Any]:
-    """``components.schemas`` of the spec, normalised (cached across sessions)."""
-    raw = SPEC_PATH.read_bytes()
-    cache = _cache_file(hashlib.sha256(raw).hexdigest())
-    if cache.exists():
-        try:
-            loaded: dict[str, Any] = json.loads(cache.read_text())
-            return loaded
-        except ValueError:
-            pass
-    document = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    text = json.dumps(normalise(document["components"]["schemas"]), default=str)
-    found: dict[str, Any] = json.loads(text)  # YAML dates in examples become strings
-    partial = cache.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(text)
-    partial.replace(cache)
+    """The spec's schemas the tests use, by component name (nullability normalised)."""
+    found: dict[str, Any] = derived()["schemas"]
     return found
-
-
-def _refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(_PREFIX):
-            yield ref[len(_PREFIX) :]
-        for value in node.values():
-            yield from _refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _refs(item)
 
 
 def _compile(root: dict[str, Any]) -> Any:
     """A validator for ``root`` carrying only the schemas it reaches (fast to build)."""
-    reached: dict[str, Any] = {}
-    pending = list(_refs(root))
-    while pending:
-        name = pending.pop()
-        if name not in reached:
-            reached[name] = schemas()[name]
-            pending.extend(_refs(reached[name]))
+    reached = closure(schemas(), refs_of(root))
     document = {**root, "components": {"schemas": reached}}
     return jsonschema_rs.Draft202012Validator(document, validate_formats=False)
 
 
 @lru_cache(maxsize=64)
 def validator(name: str) -> Any:
-    return _compile({"$ref": f"{_PREFIX}{name}"})
+    if name not in schemas():
+        raise KeyError(
+            f"{name} is not in {SCHEMAS_PATH.name}: add it to ROOTS in"
+            " scripts/derive_spec_schemas.py and derive the file again"
+        )
+    return _compile({"$ref": f"{REF_PREFIX}{name}"})
 
 
 def schema_errors(obj: Any, name: str) -> list[str]:

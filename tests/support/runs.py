@@ -3,7 +3,7 @@ threads whose user message scripts the model (``threadline.models.scripted``),
 fast polling, raw HTTP, and an SSE reader that checks the framing.
 
 Every object fetched through the ``*_json`` helpers is checked against the
-spec (``tests/spec_schema.py``) as it comes off the wire.
+spec (``tests.support.spec_schema``) as it comes off the wire.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ import httpx
 import openai
 from openai.types.beta.threads import Run
 
-from spec_schema import assert_event, assert_message, assert_run, assert_schema, assert_step
+from tests.support.spec_schema import (
+    assert_event,
+    assert_message,
+    assert_run,
+    assert_schema,
+    assert_step,
+)
 from threadline.models.scripted import directive
 
 POLL_MS = 20
