@@ -322,6 +322,22 @@ def test_matches_schema(value: Any, schema: dict[str, Any], ok: bool) -> None:
     assert matches_schema(value, schema) is ok
 
 
+def test_schema_keywords_beyond_the_basics_are_checked() -> None:
+    city = {"type": "object", "properties": {"city": {"type": "string", "pattern": "^[A-Z]"}}}
+    assert matches_schema({"city": "Paris"}, city)
+    assert not matches_schema({"city": "paris"}, city)
+    local = {"$defs": {"n": {"type": "integer"}}, "type": "array", "items": {"$ref": "#/$defs/n"}}
+    assert matches_schema([1, 2], local)
+    assert not matches_schema([1, "2"], local)
+
+
+def test_schemas_that_cannot_be_compiled_accept_everything() -> None:
+    remote = {"$ref": "http://127.0.0.1:9/never-fetched.json"}
+    assert matches_schema({"a": 1}, remote)
+    assert matches_schema("x", {"type": "no-such-type"})
+    assert matches_schema(1, "not a schema")
+
+
 # --------------------------------------------------------------------------- grammars
 
 

@@ -27,7 +27,7 @@ _ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
 def _check(key: str, value: float | None, low: float, high: float) -> None:
     """Refuse ``value`` outside ``[low, high]`` (NaN included), naming ``key``."""
     if value is not None and not low <= value <= high:
-        raise ValueError(f"{key!r} must be between {low:g} and {high:g}, got {value!r}")
+        raise ValueError(f"{key!r} must be between {low:,g} and {high:,.0f}, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
