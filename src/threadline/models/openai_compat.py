@@ -1,17 +1,22 @@
 """The ``openai`` backend: any OpenAI-compatible chat-completions endpoint.
 
 vLLM, Ollama, llama.cpp's server, LiteLLM, Azure or OpenAI itself, through the
-official SDK's ``AsyncOpenAI``. The SDK does the transport work: its retries
-(``openai_max_retries`` of them, on 408, 409, 429, 5xx, timeouts and connection
-failures, with exponential backoff and jitter, ``Retry-After`` honoured up to two
-minutes) and its server-sent-events decoding. Retries happen before the response
-starts; a failure once the stream is under way (a dropped connection, an error
-event) ends the call and is never replayed.
+official SDK's ``AsyncOpenAI``. The SDK does the transport work:
+
+- its retries: ``openai_max_retries`` of them, on 408, 409, 429, 5xx, timeouts and
+  connection failures, with exponential backoff and jitter; a ``Retry-After`` of up
+  to two minutes is waited for, a longer one fails the call at once; each retry is
+  logged on the SDK's ``openai`` logger. Retries happen before the response starts:
+  a failure once the stream is under way (a dropped connection, an error event) ends
+  the call and is never replayed.
+- its server-sent-events decoding, error events raised as ``APIError``.
 
 For speed the call goes through the SDK's raw ``post`` with the request body built
 here in wire form and each chunk kept as the plain JSON object the SDK decoded: the
 typed ``chat.completions.create`` walks its parameters and builds a model of every
-chunk, together a tenth of a run's CPU on a loopback model.
+chunk, together a tenth of a run's CPU on a loopback model. (The SDK's decoder costs
+about 10 µs of CPU per chunk more than a line splitter did: little next to a model's
+time per token.)
 
 Consumers should close the stream when they stop early
 (``async with contextlib.aclosing(backend.stream(request))``); cancelling the
