@@ -37,7 +37,7 @@ from threadline.models.base import (
     ToolChoice,
 )
 from threadline.models.local import LocalBackend
-from threadline.models.local_tools import matches_schema
+from threadline.models.local.calls import matches_schema
 from threadline.settings import Settings
 
 

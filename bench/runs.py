@@ -3,7 +3,7 @@
     .venv/bin/python bench/runs.py                  # SQLite in a temporary directory
     .venv/bin/python bench/runs.py --database-url postgresql://postgres@127.0.0.1/bench
 
-A fake OpenAI chat-completions server (``threadline.models.fake_openai``) answers at
+A fake OpenAI chat-completions server (``threadline.testing.fake_openai``) answers at
 once on loopback, in a thread of this process; ``threadline serve`` runs as a separate
 process (``THREADLINE_MODEL_BACKEND=openai`` pointed at the fake), so that the load
 client and the server do not share a GIL. It prints:
@@ -38,8 +38,7 @@ from typing import Any
 
 import httpx
 
-from threadline.models.fake_openai import FakeChatServer
-from threadline.testing import free_port
+from threadline.testing import FakeChatServer, free_port
 
 THREADLINE = Path(sys.executable).with_name("threadline")
 KEY = "sk-bench-0000000000000000"

@@ -28,10 +28,9 @@ from threadline.models.base import (
     ToolChoice,
     Usage,
 )
-from threadline.models.fake_openai import FakeChatServer
 from threadline.models.openai_compat import OpenAICompatBackend
 from threadline.settings import Settings
-from threadline.testing import free_port
+from threadline.testing import FakeChatServer, free_port
 
 HELLO = [ChatMessage("user", "hello")]
 
@@ -51,7 +50,7 @@ def fake(fake_server: FakeChatServer) -> FakeChatServer:
 
 def make_backend(url: str, **settings: Any) -> OpenAICompatBackend:
     values: dict[str, Any] = {"openai_base_url": url, "openai_api_key": "sk-fake", **settings}
-    return OpenAICompatBackend(Settings.model_validate(values), backoff_base=0.01)
+    return OpenAICompatBackend(Settings.model_validate(values))
 
 
 @pytest.fixture
@@ -252,7 +251,7 @@ async def test_model_mapping(fake: FakeChatServer) -> None:
 async def test_retries_429_then_succeeds(
     fake: FakeChatServer, backend: OpenAICompatBackend
 ) -> None:
-    fake.fail_with, fake.fail_times, fake.retry_after = 429, 2, 0
+    fake.fail_with, fake.fail_times, fake.retry_after = 429, 2, 0.01
     events = await run(backend, ModelRequest(model="m", messages=HELLO))
     assert text_of(events) == fake.reply
     assert len(fake.requests) == 3
@@ -270,7 +269,7 @@ async def test_retry_after_is_honoured(fake: FakeChatServer, backend: OpenAIComp
 async def test_429_exhausted_is_rate_limit_exceeded(
     fake: FakeChatServer, backend: OpenAICompatBackend
 ) -> None:
-    fake.fail_with, fake.fail_message = 429, "Rate limit reached"
+    fake.fail_with, fake.fail_message, fake.retry_after = 429, "Rate limit reached", 0.01
     error = await fails(backend, ModelRequest(model="m", messages=HELLO))
     assert error.code == "rate_limit_exceeded"
     assert "Rate limit reached" in error.message
@@ -280,7 +279,7 @@ async def test_429_exhausted_is_rate_limit_exceeded(
 async def test_500_is_server_error_after_retries(
     fake: FakeChatServer, backend: OpenAICompatBackend
 ) -> None:
-    fake.fail_with = 500
+    fake.fail_with, fake.retry_after = 500, 0.01
     assert (await fails(backend, ModelRequest(model="m", messages=HELLO))).code == "server_error"
     assert len(fake.requests) == 3
 
@@ -359,6 +358,15 @@ async def test_a_chunk_that_is_not_json_fails_the_call(
     assert len(fake.requests) == 1
 
 
+async def test_usage_out_of_range_fails_the_call(
+    fake: FakeChatServer, backend: OpenAICompatBackend
+) -> None:
+    fake.usage = (99999999999999999999, 7)
+    error = await fails(backend, ModelRequest(model="m", messages=HELLO))
+    assert error.code == "server_error"
+    assert "usage counts out of range" in error.message
+
+
 async def test_an_error_event_before_any_delta_is_not_retried(
     fake: FakeChatServer, backend: OpenAICompatBackend
 ) -> None:
@@ -370,12 +378,13 @@ async def test_an_error_event_before_any_delta_is_not_retried(
     assert len(fake.requests) == 1
 
 
-async def test_a_drop_before_any_delta_is_retried(
+async def test_a_drop_before_any_delta_is_not_retried(
     fake: FakeChatServer, backend: OpenAICompatBackend
 ) -> None:
+    """The SDK retries until the response starts; a stream cut after that is a failure."""
     fake.break_after, fake.break_mode = 0, "drop"
     assert (await fails(backend, ModelRequest(model="m", messages=HELLO))).code == "server_error"
-    assert len(fake.requests) == 3
+    assert len(fake.requests) == 1
 
 
 # ----------------------------------------------------------------------- closing

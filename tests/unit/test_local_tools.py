@@ -5,13 +5,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from threadline.models import local_assets
 from threadline.models.base import (
     ChatMessage,
     FunctionTool,
@@ -20,30 +18,25 @@ from threadline.models.base import (
     NamedToolChoice,
     ToolCall,
 )
-from threadline.models.local_tools import (
-    ANSWER_HINT,
-    DEFAULT_SYSTEM,
-    AnswerStream,
-    MarkerSplitter,
-    ParsedCall,
-    Sampling,
+from threadline.models.local import assets as local_assets
+from threadline.models.local.calls import ParsedCall, matches_schema, parse_tool_calls
+from threadline.models.local.grammar import calls_grammar, json_grammar
+from threadline.models.local.planning import plan_request
+from threadline.models.local.policy import (
     adds_information,
     all_repeats,
-    calls_grammar,
-    classify_start,
-    format_call,
     grounded,
-    json_grammar,
-    matches_schema,
     may_want_more_calls,
-    new_call_id,
-    parse_tool_calls,
-    plan_request,
+)
+from threadline.models.local.prompt import (
+    ANSWER_HINT,
+    DEFAULT_SYSTEM,
+    format_call,
     render_answer,
     render_chatml,
-    sample_token,
-    sampling_for,
 )
+from threadline.models.local.sampling import Sampling, sample_token, sampling_for
+from threadline.models.local.stream import AnswerStream, MarkerSplitter, classify_start
 
 WEATHER = FunctionTool(
     name="get_weather",
@@ -61,12 +54,6 @@ TIME = FunctionTool(name="get_time", parameters={"type": "object", "properties":
 TOOLS = [WEATHER, TIME]
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 needs_llama = pytest.mark.skipif(not HAS_LLAMA, reason="llama-cpp-python not installed")
-
-
-def test_call_id_shape() -> None:
-    ids = {new_call_id() for _ in range(50)}
-    assert len(ids) == 50
-    assert all(re.fullmatch(r"call_[A-Za-z0-9]{24}", i) for i in ids)
 
 
 # --------------------------------------------------------------------------- prompt
@@ -333,6 +320,22 @@ def test_parse_rejects(text: str) -> None:
 )
 def test_matches_schema(value: Any, schema: dict[str, Any], ok: bool) -> None:
     assert matches_schema(value, schema) is ok
+
+
+def test_schema_keywords_beyond_the_basics_are_checked() -> None:
+    city = {"type": "object", "properties": {"city": {"type": "string", "pattern": "^[A-Z]"}}}
+    assert matches_schema({"city": "Paris"}, city)
+    assert not matches_schema({"city": "paris"}, city)
+    local = {"$defs": {"n": {"type": "integer"}}, "type": "array", "items": {"$ref": "#/$defs/n"}}
+    assert matches_schema([1, 2], local)
+    assert not matches_schema([1, "2"], local)
+
+
+def test_schemas_that_cannot_be_compiled_accept_everything() -> None:
+    remote = {"$ref": "http://127.0.0.1:9/never-fetched.json"}
+    assert matches_schema({"a": 1}, remote)
+    assert matches_schema("x", {"type": "no-such-type"})
+    assert matches_schema(1, "not a schema")
 
 
 # --------------------------------------------------------------------------- grammars

@@ -29,6 +29,9 @@ from threadline.models.base import (
     Usage,
 )
 from threadline.models.scripted import (
+    MAX_CHUNKS,
+    MAX_DELAY_SECONDS,
+    MAX_TOKENS,
     ErrorStep,
     HangStep,
     ScriptedBackend,
@@ -291,6 +294,43 @@ async def test_malformed_directives_fail_as_invalid_prompt(content: str) -> None
         await run(ScriptedBackend(), request(user(content)))
     assert caught.value.code == "invalid_prompt"
     assert "scripted" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("step", "field"),
+    [
+        ({"text": "x", "prompt_tokens": 99999999999999999999}, "prompt_tokens"),
+        ({"text": "x", "prompt_tokens": MAX_TOKENS + 1}, "prompt_tokens"),
+        ({"hang": True, "completion_tokens": 2**63}, "completion_tokens"),
+        ({"text": "x", "chunks": MAX_CHUNKS + 1}, "chunks"),
+        ({"text": "x", "delay": MAX_DELAY_SECONDS + 0.5}, "delay"),
+        ({"error": "server_error", "token_delay": 1e308 * 10}, "token_delay"),
+        ({"text": "x", "delay": float("nan")}, "delay"),
+    ],
+)
+async def test_out_of_range_numbers_name_the_field(step: dict[str, Any], field: str) -> None:
+    with pytest.raises(ModelError) as caught:
+        await run(ScriptedBackend(), request(user(directive(step))))
+    assert caught.value.code == "invalid_prompt"
+    assert f"'{field}'" in caught.value.message
+
+
+async def test_the_bounds_themselves_are_accepted() -> None:
+    step = {"text": "x", "prompt_tokens": MAX_TOKENS, "completion_tokens": MAX_TOKENS}
+    events = await run(ScriptedBackend(), request(user(directive(step | {"chunks": MAX_CHUNKS}))))
+    assert finish_of(events).usage == Usage(MAX_TOKENS, MAX_TOKENS)
+    assert parse_step({"hang": True, "delay": MAX_DELAY_SECONDS}).delay == MAX_DELAY_SECONDS
+
+
+def test_dataclass_steps_are_bounded_too() -> None:
+    with pytest.raises(
+        ValueError, match="'prompt_tokens' must be between 0 and 1,000,000,000, got 1000000001"
+    ):
+        TextStep("x", prompt_tokens=MAX_TOKENS + 1)
+    with pytest.raises(ValueError, match="'chunks'"):
+        TextStep("x", chunks=0)
+    with pytest.raises(ValueError, match="'delay'"):
+        HangStep(delay=-1.0)
 
 
 # ----------------------------------------------------------------------- Python API

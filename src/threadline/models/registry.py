@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from threadline.models.base import ModelBackend
-from threadline.settings import Settings
+
+if TYPE_CHECKING:
+    from threadline.settings import Settings
 
 
 def build_backend(settings: Settings) -> ModelBackend:

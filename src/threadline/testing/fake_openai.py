@@ -30,8 +30,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from threadline.models.scripted import new_call_id, split_text
-from threadline.testing import free_port
+from threadline.domain.ids import new_id
+from threadline.models.scripted import split_text
+from threadline.testing.server import free_port
 
 
 class FakeChatServer:
@@ -165,7 +166,11 @@ class FakeChatServer:
         message: dict[str, Any] = {"role": "assistant", "content": self.reply or None}
         if self.tool_calls:
             message["tool_calls"] = [
-                {"id": new_call_id(), "type": "function", "function": {"name": n, "arguments": a}}
+                {
+                    "id": new_id("tool_call"),
+                    "type": "function",
+                    "function": {"name": n, "arguments": a},
+                }
                 for n, a in self._calls()
             ]
         choice = {"index": 0, "message": message, "finish_reason": self._finish()}
@@ -187,7 +192,7 @@ class FakeChatServer:
         for index, (name, arguments) in enumerate(self._calls()):
             function = {"name": name, "arguments": ""}
             deltas.append(
-                {"tool_calls": [{"index": index, "id": new_call_id(), "type": "function"}]}
+                {"tool_calls": [{"index": index, "id": new_id("tool_call"), "type": "function"}]}
             )
             deltas[-1]["tool_calls"][0]["function"] = function
             for piece in split_text(arguments, 2):
@@ -282,7 +287,7 @@ async def _send(send: Send, body: bytes, more: bool = True) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m threadline.models.fake_openai --port 8001``: serve in the foreground.
+    """``python -m threadline.testing.fake_openai --port 8001``: serve in the foreground.
 
     A separate process keeps a benchmark's client and the fake off one GIL.
     """

@@ -1,0 +1,174 @@
+"""One local model call, run on the worker thread: plan it, decode, emit its events.
+
+The tool choice is decided here: text only, a forced call, or (auto) a call when the
+model is likely to start one and the call policy accepts it, else a text answer that
+may still turn into calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from threadline.domain.ids import new_id
+from threadline.models.base import (
+    Finish,
+    FinishReason,
+    ModelError,
+    ModelEvent,
+    ModelRequest,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from threadline.models.local.calls import ParsedCall, parse_tool_calls
+from threadline.models.local.engine import Decoded, Engine
+from threadline.models.local.grammar import calls_grammar, json_grammar
+from threadline.models.local.planning import Plan, plan_request
+from threadline.models.local.policy import (
+    adds_information,
+    all_repeats,
+    grounded,
+    may_want_more_calls,
+)
+from threadline.models.local.sampling import sampling_for
+from threadline.models.local.stream import AnswerStream
+
+CALL_THRESHOLD = 0.5
+"""The auto tool choice calls a tool when a call start has at least this probability."""
+MAX_PARALLEL_CALLS = 8
+Emit = Callable[["ModelEvent | BaseException | None"], None]
+
+
+class ModelCall:
+    """One model call on the worker thread: plans, decodes, emits events."""
+
+    def __init__(self, engine: Engine, request: ModelRequest, emit: Emit, stop: threading.Event):
+        self.engine, self.request, self.emit, self.stop = engine, request, emit, stop
+        self.plan: Plan = plan_request(request)
+        self.prompt = engine.tokenize(self.plan.prompt)
+        if len(self.prompt) >= engine.n_ctx:
+            raise ModelError(
+                f"The prompt takes {len(self.prompt)} tokens but {engine.name} has a "
+                f"context window of {engine.n_ctx}.", code="invalid_prompt",
+            )  # fmt: skip
+        room = engine.n_ctx - len(self.prompt)
+        self.budget = min(room, request.max_tokens) if request.max_tokens else room
+        self.sampling = sampling_for(request)
+        self.used = 0
+        self.prompt_tokens = len(self.prompt)
+
+    def run(self) -> None:
+        plan = self.plan
+        if plan.mode == "text":
+            return self._text(allow_calls=False)
+        if plan.mode == "auto":
+            self.engine.prefill(self.prompt, self.stop)
+            if self.engine.call_probability(plan.json_mode, self.stop) < CALL_THRESHOLD:
+                return self._text(allow_calls=True)
+        calls = self._calls()
+        if calls is None:
+            return self._finish("length")
+        if calls:
+            return self._emit_calls(calls)
+        self._text(allow_calls=True)
+
+    def _finish(self, reason: FinishReason) -> None:
+        self.emit(Finish(reason, Usage(self.prompt_tokens, self.used)))
+
+    def _decode(
+        self, prompt: list[int] | None = None, *, structured: bool = False, **kwargs: Any
+    ) -> Decoded:
+        out = self.engine.decode(
+            self.prompt if prompt is None else prompt,
+            budget=self.budget - self.used,
+            sampling=self.sampling.structured() if structured else self.sampling,
+            stop=self.stop,
+            **kwargs,
+        )
+        self.used += len(out.ids)
+        return out
+
+    def _acceptable(self, call: ParsedCall) -> bool:
+        """The auto tool choice's check of a first call: is it wanted at all?
+
+        Once tool results are in, the model should answer from them; another call is
+        only taken when the request asks for several things, the function was not
+        called yet, and every argument comes from the conversation."""
+        plan = self.plan
+        if plan.after_tool_results:
+            return (
+                may_want_more_calls(plan.question)
+                and call.name not in plan.turn_functions
+                and not all_repeats([call], plan.previous_calls)
+                and grounded(call, plan.tools, plan.context, strict=True)
+            )
+        return grounded(call, plan.tools, plan.context)
+
+    def _calls(self) -> list[ParsedCall] | None:
+        """Calls generated one at a time under a grammar; further calls are tried while
+        the request may need several and each adds information. ``[]`` when the auto
+        choice rejects the call, ``None`` when the token budget ran out."""
+        plan, parallel = self.plan, self.request.parallel_tool_calls
+        grammar = calls_grammar(plan.tools, parallel=False)
+        more = parallel and may_want_more_calls(plan.question)
+        prefix, calls = self.prompt, list[ParsedCall]()
+        while len(calls) < MAX_PARALLEL_CALLS:
+            out = self._decode(prefix, structured=True, grammar_text=grammar)
+            parsed = None if out.length else parse_tool_calls(out.text, plan.tools)
+            if parsed is None:
+                return calls or None
+            call = parsed[0]
+            if not calls and plan.mode == "auto" and not self._acceptable(call):
+                return []
+            if calls and not adds_information(call, calls, plan.tools, plan.context):
+                break
+            calls.append(call)
+            if not more:
+                break
+            prefix = [*prefix, *out.ids, *self.engine.newline]
+        return calls
+
+    def _show(self, text: str) -> None:
+        self.emit(TextDelta(text))
+
+    def _emit_calls(self, calls: list[ParsedCall]) -> None:
+        for index, call in enumerate(calls):
+            self.emit(ToolCallDelta(index=index, id=new_id("tool_call"), name=call.name))
+            self.emit(ToolCallDelta(index=index, arguments=call.arguments_json))
+        self._finish("tool_calls")
+
+    def _text(self, *, allow_calls: bool) -> None:
+        """Stream a text (or JSON) answer. With tools offered, the answer may not start
+        with a call or be empty; one that still turns into a call is redone without code
+        fences, and a ``<tool_call>`` after some text is parsed as calls."""
+        engine, plan = self.engine, self.plan
+        answer_prompt = None
+        if plan.answer_prompt is not None:
+            answer_prompt = engine.tokenize(plan.answer_prompt)
+            if len(answer_prompt) < engine.n_ctx:
+                self.budget = min(self.budget, engine.n_ctx - len(answer_prompt))
+                self.prompt_tokens = max(self.prompt_tokens, len(answer_prompt))
+            else:
+                answer_prompt = None
+        grammar = json_grammar(self.request.response_format) if plan.json_mode else None
+        for retry in (False, True):
+            answer = AnswerStream(self._show, screen=allow_calls and not plan.json_mode,
+                                  split=allow_calls, give_up=not retry)  # fmt: skip
+
+            def reject(token: int, retry: bool = retry) -> bool:
+                return (engine.is_call_start(token, plan.json_mode) or engine.is_eog(token)
+                        or (retry and engine.is_fence(token)))  # fmt: skip
+
+            out = self._decode(answer_prompt, grammar_text=grammar, on_text=answer.feed,
+                               reject_first=reject if allow_calls else None)  # fmt: skip
+            if not answer.turned_to_call or out.length:
+                break
+        answer.close()
+        if answer.splitter.captured is not None:
+            calls = parse_tool_calls(answer.splitter.captured, plan.tools)
+            if calls and not out.length and all(self._acceptable(c) for c in calls):
+                return self._emit_calls(calls if self.request.parallel_tool_calls else calls[:1])
+            self.emit(TextDelta(answer.splitter.captured))
+        self._finish("length" if out.length else "stop")

@@ -1,0 +1,92 @@
+"""Deciding whether a call the local model made is wanted, or whether it should answer.
+
+Small models call tools they should not (made-up arguments, a repeat of a call whose
+result is already in) and stop after one call where several were asked for. These
+checks look at the call's arguments against the conversation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from threadline.models.base import FunctionTool
+from threadline.models.local.calls import ParsedCall
+
+_WORD = re.compile(r"[a-z0-9]+(?:[.@'-][a-z0-9]+)*")
+_MORE = re.compile(r"\b(and|also|both|plus|then|each|all)\b|[,;&]", re.I)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) >= 3 or w.isdigit()}
+
+
+def _values(value: Any, schema: Any) -> Iterable[str]:
+    """The free-form leaf values of some arguments (enum-bound ones and booleans skipped)."""
+    spec = schema if isinstance(schema, dict) else {}
+    if "enum" in spec or "const" in spec or isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, dict):
+        props = spec.get("properties") or {}
+        for key, item in value.items():
+            yield from _values(item, props.get(key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _values(item, spec.get("items"))
+    elif isinstance(value, float) and value.is_integer():
+        yield str(int(value))
+    else:
+        yield str(value)
+
+
+def _call_values(call: ParsedCall, tools: Sequence[FunctionTool]) -> list[str]:
+    schema = next((t.parameters for t in tools if t.name == call.name), None)
+    return [v.strip().lower() for v in _values(call.arguments, schema) if v.strip()]
+
+
+def _value_grounded(value: str, text: str, words: set[str], share: float) -> bool:
+    parts = _words(value)
+    return value in text or (bool(parts) and len(parts & words) >= share * len(parts))
+
+
+def grounded(
+    call: ParsedCall, tools: Sequence[FunctionTool], context: str, *, strict: bool = False
+) -> bool:
+    """Whether the call's arguments come from the conversation rather than thin air.
+
+    Small models asked something no tool helps with tend to call a tool anyway, with
+    made-up arguments. A value is grounded when it appears in ``context`` or enough of
+    its words do. Leniently (the first call) half the values must be grounded, each by
+    half its words; strictly (extra parallel calls) every value, by all of its words.
+    Calls without free-form arguments always pass.
+    """
+    values = _call_values(call, tools)
+    if not values:
+        return True
+    text, words = context.lower(), _words(context)
+    share = 1.0 if strict else 0.5
+    hits = sum(_value_grounded(v, text, words, share) for v in values)
+    return hits == len(values) if strict else hits * 2 >= len(values)
+
+
+def adds_information(
+    call: ParsedCall, earlier: Sequence[ParsedCall], tools: Sequence[FunctionTool], context: str
+) -> bool:
+    """Whether an extra parallel call is wanted: strictly grounded, and not a variant of
+    an earlier call (it must carry some value that none of them has)."""
+    if call.key() in {c.key() for c in earlier} or not grounded(call, tools, context, strict=True):
+        return False
+    seen = {v for c in earlier for v in _call_values(c, tools)}
+    return any(v not in seen for v in _call_values(call, tools))
+
+
+def may_want_more_calls(question: str) -> bool:
+    """Whether the request could need several calls ("Paris and London", "A, B")."""
+    return bool(_MORE.search(question))
+
+
+def all_repeats(calls: Iterable[ParsedCall], previous: frozenset[tuple[str, str]]) -> bool:
+    """True when every call was already made earlier in the conversation."""
+    keys = [c.key() for c in calls]
+    return bool(keys) and all(k in previous for k in keys)
