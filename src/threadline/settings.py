@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelBackendName = Literal["local", "openai", "scripted"]
+EmbedderName = Literal["local", "openai", "hash"]
 
 
 class Settings(BaseSettings):
@@ -54,6 +55,18 @@ class Settings(BaseSettings):
     """Any GGUF file of your own; skips the assembly of the shipped weights."""
     local_context_window: int = Field(default=8192, ge=512)
     local_threads: int | None = None
+
+    # --- file_search embeddings ------------------------------------------------------
+    embedder: EmbedderName = "local"
+    """``local`` (all-MiniLM-L6-v2, offline), ``openai`` (any ``/v1/embeddings``) or
+    ``hash`` (deterministic, for tests)."""
+    embeddings_base_url: str | None = None
+    """Default: ``openai_base_url`` (then OpenAI's own)."""
+    embeddings_api_key: str | None = None
+    """Default: ``openai_api_key``."""
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_dimensions: int | None = Field(default=None, ge=8, le=16384)
+    """Width of the endpoint's vectors; needed for models other than OpenAI's own."""
 
     @field_validator("data_dir")
     @classmethod

