@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     embeddings_model: str = "text-embedding-3-small"
     embeddings_dimensions: int | None = Field(default=None, ge=8, le=16384)
     """Width of the endpoint's vectors; needed for models other than OpenAI's own."""
+    embeddings_threads: int = Field(default=1, ge=0)
+    """BLAS threads of the ``local`` embedder (process-wide); 0: BLAS's default (all cores)."""
 
     @field_validator("data_dir")
     @classmethod

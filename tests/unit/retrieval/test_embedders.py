@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx2
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
 from threadline.retrieval.embedders import (
     Embedder,
@@ -212,6 +213,14 @@ def test_make_embedder_follows_settings() -> None:
     assert (remote.dimensions, remote.model) == (384, "bge-small")
 
 
+def test_make_embedder_local_threads() -> None:
+    assert isinstance(default := make_embedder(Settings()), LocalEmbedder)
+    assert default.threads == 1
+    uncapped = make_embedder(Settings(embeddings_threads=0))
+    assert isinstance(uncapped, LocalEmbedder)
+    assert uncapped.threads is None
+
+
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("THREADLINE_EMBEDDER", "openai")
     monkeypatch.setenv("THREADLINE_EMBEDDINGS_BASE_URL", "http://127.0.0.1:9/v1")
@@ -225,6 +234,13 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- LocalEmbedder -------------------------------------------------------------------------
+
+
+@pytest.mark.smoke
+def test_local_caps_blas_threads_once_loaded(local_embedder: LocalEmbedder) -> None:
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas
+    assert all(pool["num_threads"] == local_embedder.threads == 1 for pool in blas)
 
 
 @pytest.mark.smoke
