@@ -10,8 +10,10 @@ import zipfile
 import docx
 import pytest
 from fpdf import FPDF
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from threadline.retrieval.errors import InvalidFile, UnsupportedFile
+from threadline.retrieval.errors import InvalidFile, RetrievalError, UnsupportedFile
 from threadline.retrieval.parsers import SUPPORTED_EXTENSIONS, ParsedText, parse
 
 
@@ -223,3 +225,33 @@ def test_the_formats_the_issue_names_are_supported() -> None:
     for ext in ["txt", "md", "html", "json", "csv", "py", "js", "ts", "java", "go", "rs", "c",
                 "cpp", "cs", "rb", "php", "sh", "pdf", "docx"]:  # fmt: skip
         assert ext in SUPPORTED_EXTENSIONS
+
+
+def test_deeply_nested_json_is_invalid_not_a_crash() -> None:
+    with pytest.raises(InvalidFile, match="too deeply"):
+        parse(b"[" * 200_000 + b"]" * 200_000, "deep.json")
+    with pytest.raises(InvalidFile, match="too deeply"):
+        parse(b"[" * 200_000 + b"]" * 200_000, "deep.jsonl")
+
+
+def test_oversized_csv_field_is_invalid() -> None:
+    with pytest.raises(InvalidFile, match="CSV"):
+        parse(b'a,b\n"' + b"x" * 200_000 + b'",1\n', "huge.csv")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.one_of(
+        st.binary(max_size=2048),
+        st.text(max_size=512).map(str.encode),
+        st.binary(max_size=512).map(lambda tail: b"%PDF-1.4\n1 0 obj\n<<" + tail),
+        st.binary(max_size=512).map(lambda tail: b"PK\x03\x04" + tail),
+    ),
+    ext=st.sampled_from(["txt", "md", "py", "json", "jsonl", "csv", "html", "pdf", "docx"]),
+)
+def test_any_bytes_give_text_or_a_typed_error(data: bytes, ext: str) -> None:
+    try:
+        parsed = parse(data, f"upload.{ext}")
+    except RetrievalError:
+        return
+    assert parsed.text.strip()

@@ -80,6 +80,8 @@ def parse_json(data: bytes, filename: str) -> str:
         json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidFile(f"{filename} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError as exc:
+        raise InvalidFile(f"{filename} nests JSON too deeply to read") from exc
     return text
 
 
@@ -93,6 +95,8 @@ def parse_jsonl(data: bytes, filename: str) -> str:
             json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidFile(f"{filename} line {number} is not valid JSON: {exc.msg}") from exc
+        except RecursionError as exc:
+            raise InvalidFile(f"{filename} line {number} nests JSON too deeply") from exc
     return text
 
 
