@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     embeddings_model: str = "text-embedding-3-small"
     embeddings_dimensions: int | None = Field(default=None, ge=8, le=16384)
     """Width of the endpoint's vectors; needed for models other than OpenAI's own."""
+    embeddings_windows: int = Field(default=4, ge=1, le=16)
+    """256-word-piece windows the ``local`` embedder reads of each text (4 covers an
+    800-token chunk; 1 reads only the start, about 3.5 times faster)."""
     embeddings_threads: int = Field(default=1, ge=0)
     """BLAS threads of the ``local`` embedder (process-wide); 0: BLAS's default (all cores)."""
 

@@ -216,6 +216,9 @@ def test_make_embedder_follows_settings() -> None:
 def test_make_embedder_local_threads() -> None:
     assert isinstance(default := make_embedder(Settings()), LocalEmbedder)
     assert default.threads == 1
+    assert default.windows == 4
+    assert isinstance(one := make_embedder(Settings(embeddings_windows=1)), LocalEmbedder)
+    assert one.windows == 1
     uncapped = make_embedder(Settings(embeddings_threads=0))
     assert isinstance(uncapped, LocalEmbedder)
     assert uncapped.threads is None
@@ -280,12 +283,36 @@ async def test_local_padding_does_not_change_vectors(local_embedder: LocalEmbedd
 
 
 @pytest.mark.smoke
-async def test_local_truncates_long_text_to_the_model_maximum(
+async def test_local_reads_a_long_text_in_windows(local_embedder: LocalEmbedder) -> None:
+    head = "Photosynthesis turns light into chemical energy in plant leaves. " * 30
+    tail = "The goalkeeper saved a penalty in the last minute of the cup final. " * 25
+    query = "who saved the penalty in the football final"
+    windowed = await local_embedder.embed([head + tail, query])
+    truncated = await LocalEmbedder(windows=1).embed([head + tail, query, head])
+    # One window sees only the start: the football half is invisible.
+    np.testing.assert_allclose(truncated[0], truncated[2], atol=1e-5)
+    assert float(windowed[0] @ windowed[1]) > float(truncated[0] @ truncated[1]) + 0.1
+
+
+@pytest.mark.smoke
+async def test_local_window_vector_is_the_mean_over_all_tokens(
     local_embedder: LocalEmbedder,
 ) -> None:
-    head = "Photosynthesis turns light into chemical energy in plant leaves. " * 30
-    vectors = await local_embedder.embed([head, head + "Completely different tail. " * 500])
-    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)
+    # Independent of the windowing code: two windows encoded one by one with the
+    # encoder, their token means combined by length.
+    tokenizer, encoder = local_embedder._loaded()
+    text = "Valves, pumps and seals of the cooling loop need checks. " * 40
+    pieces = tokenizer.encode(text, add_special_tokens=False).ids[: 254 * 2]
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    means, weights = [], []
+    for start in (0, 254):
+        window = np.array([[cls_id, *pieces[start : start + 254], sep_id]], dtype=np.int64)
+        means.append(encoder.mean_pooled(window, np.ones_like(window))[0])
+        weights.append(window.shape[1])
+    expected = np.average(means, axis=0, weights=weights)
+    expected /= np.linalg.norm(expected)
+    two_windows = LocalEmbedder(windows=2)
+    np.testing.assert_allclose((await two_windows.embed([text]))[0], expected, atol=1e-5)
 
 
 def test_local_refuses_damaged_weights() -> None:

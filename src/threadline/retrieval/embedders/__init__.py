@@ -28,4 +28,6 @@ def make_embedder(settings: Settings) -> Embedder:
             dimensions=settings.embeddings_dimensions,
             max_retries=settings.openai_max_retries,
         )
-    return LocalEmbedder(threads=settings.embeddings_threads or None)
+    return LocalEmbedder(
+        threads=settings.embeddings_threads or None, windows=settings.embeddings_windows
+    )

@@ -90,6 +90,10 @@ class BertEncoder:
 
     def encode(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> Array:
         """Sentence vectors for a padded batch: ``ids`` and ``mask`` are (batch, length)."""
+        return normalise(self.mean_pooled(ids, mask))
+
+    def mean_pooled(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> Array:
+        """The mean of each sequence's last hidden states over its unpadded tokens."""
         batch, length = ids.shape
         hidden = self.dimensions
         head_dim = hidden // self.heads
@@ -112,10 +116,10 @@ class BertEncoder:
             up = _gelu(x @ layer.up_w + layer.up_b)
             x = self._norm(x + up @ layer.down_w + layer.down_b, layer.norm2_w, layer.norm2_b)
         weights = mask.astype(np.float32)[:, :, None]
-        pooled = (x.reshape(batch, length, hidden) * weights).sum(axis=1) / np.maximum(
+        pooled: Array = (x.reshape(batch, length, hidden) * weights).sum(axis=1) / np.maximum(
             weights.sum(axis=1), 1e-9
         )
-        return normalise(pooled)
+        return pooled
 
     def _norm(self, x: Array, weight: Array, bias: Array) -> Array:
         mean = x.mean(axis=-1, keepdims=True)
