@@ -16,6 +16,7 @@ from threadline.retrieval.embedders import (
     HashEmbedder,
     LocalEmbedder,
     OpenAIEmbedder,
+    embed_in_batches,
     make_embedder,
 )
 from threadline.retrieval.embedders.local import MINILM
@@ -115,6 +116,30 @@ async def test_contract_shared_words_are_closer(embedder: Embedder) -> None:
         ]
     )
     assert float(anchor @ near) > float(anchor @ far)
+
+
+async def test_embed_in_batches_reports_progress_and_matches_one_call() -> None:
+    hashing = HashEmbedder(32)
+    texts = [f"chunk {n} of a long file" for n in range(10)]
+    seen: list[tuple[int, int]] = []
+
+    async def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+
+    vectors = await embed_in_batches(hashing, texts, batch_size=4, on_progress=progress)
+    np.testing.assert_array_equal(vectors, hashing.embed_sync(texts))
+    assert seen == [(4, 10), (8, 10), (10, 10)]
+    calls: list[int] = []
+    await embed_in_batches(hashing, texts, batch_size=64, on_progress=lambda d, t: calls.append(d))
+    assert calls == [10]
+
+
+async def test_embed_in_batches_stops_when_progress_raises() -> None:
+    def cancelled(done: int, total: int) -> None:
+        raise RuntimeError("file deleted")
+
+    with pytest.raises(RuntimeError, match="file deleted"):
+        await embed_in_batches(HashEmbedder(), ["a", "b"], batch_size=1, on_progress=cancelled)
 
 
 # --- HashEmbedder -----------------------------------------------------------------

@@ -7,13 +7,21 @@
 
 from __future__ import annotations
 
-from threadline.retrieval.embedders.base import Embedder
+from threadline.retrieval.embedders.base import Embedder, Progress, embed_in_batches
 from threadline.retrieval.embedders.hashing import HashEmbedder
 from threadline.retrieval.embedders.local import LocalEmbedder
 from threadline.retrieval.embedders.openai_compat import OpenAIEmbedder
 from threadline.settings import Settings
 
-__all__ = ["Embedder", "HashEmbedder", "LocalEmbedder", "OpenAIEmbedder", "make_embedder"]
+__all__ = [
+    "Embedder",
+    "HashEmbedder",
+    "LocalEmbedder",
+    "OpenAIEmbedder",
+    "Progress",
+    "embed_in_batches",
+    "make_embedder",
+]
 
 
 def make_embedder(settings: Settings) -> Embedder:
