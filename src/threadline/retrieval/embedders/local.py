@@ -61,6 +61,7 @@ class EmbeddingModelAssets:
     """File name (inside ``subdir``) to its SHA-256."""
     heads: int
     max_tokens: int
+    dimensions: int
 
     def directory(self) -> Path:
         try:
@@ -103,6 +104,7 @@ MINILM = EmbeddingModelAssets(
     },
     heads=12,
     max_tokens=256,
+    dimensions=384,
 )
 
 
@@ -123,7 +125,7 @@ class LocalEmbedder:
         self.threads = threads
         self.windows = windows
         self.name = assets.name
-        self.dimensions = 384
+        self.dimensions = assets.dimensions
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._model: tuple[Tokenizer, BertEncoder] | None = None
@@ -144,7 +146,11 @@ class LocalEmbedder:
                 encoder = BertEncoder(
                     load_file(str(directory / "model.safetensors")), heads=self.assets.heads
                 )
-                self.dimensions = encoder.dimensions
+                if encoder.dimensions != self.dimensions:
+                    raise EmbedderError(
+                        f"{self.name} produces {encoder.dimensions}-dimensional vectors, "
+                        f"not the {self.dimensions} its description says"
+                    )
                 self._model = (tokenizer, encoder)
             return self._model
 
