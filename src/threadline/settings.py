@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelBackendName = Literal["local", "openai", "scripted"]
+EmbedderName = Literal["local", "openai", "hash"]
 
 
 class Settings(BaseSettings):
@@ -56,6 +57,23 @@ class Settings(BaseSettings):
     """Any GGUF file of your own; skips the assembly of the shipped weights."""
     local_context_window: int = Field(default=8192, ge=512)
     local_threads: int | None = None
+
+    # --- file_search embeddings ------------------------------------------------------
+    embedder: EmbedderName = "local"
+    """``local`` (all-MiniLM-L6-v2, offline), ``openai`` (any ``/v1/embeddings``) or
+    ``hash`` (deterministic, for tests)."""
+    embeddings_base_url: str | None = None
+    """Default: ``openai_base_url`` (then OpenAI's own)."""
+    embeddings_api_key: str | None = None
+    """Default: ``openai_api_key``."""
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_dimensions: int | None = Field(default=None, ge=8, le=16384)
+    """Width of the endpoint's vectors; needed for models other than OpenAI's own."""
+    embeddings_windows: int = Field(default=4, ge=1, le=16)
+    """256-word-piece windows the ``local`` embedder reads of each text (4 covers an
+    800-token chunk; 1 reads only the start, about 3.5 times faster)."""
+    embeddings_threads: int = Field(default=1, ge=0)
+    """BLAS threads of the ``local`` embedder (process-wide); 0: BLAS's default (all cores)."""
 
     @field_validator("data_dir")
     @classmethod
