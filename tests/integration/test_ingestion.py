@@ -4,6 +4,7 @@ the test moves. The guarantee: no file stays ``in_progress`` forever."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from collections.abc import Mapping, Sequence
@@ -257,3 +258,37 @@ async def test_cancelled_meanwhile_keeps_cancelled_and_drops_the_index(
     row = await _row(db, file_id)
     assert row.status == "cancelled"
     assert (store_id, file_id) in pipeline.removed
+
+
+class BlockingPipeline(StandInPipeline):
+    """Parses nothing until the test is done: it stands for a long ingestion."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
+    async def parse(self, data: bytes, filename: str) -> str:
+        self.entered.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_stopping_hands_back_the_lease_for_the_next_process(
+    db: Database, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    blocking = BlockingPipeline()
+    first = _worker(db, tmp_path, blocking, clock)
+    _, file_id = await _store_with_file(db, first.blobs, "long.txt", b"long text")
+    await first.start()
+    await asyncio.wait_for(blocking.entered.wait(), 10)
+    held = await _row(db, file_id)
+    assert (held.status, held.lease_owner, held.attempts) == ("in_progress", first.owner, 1)
+    await first.stop()
+    released = await _row(db, file_id)
+    assert (released.status, released.lease_owner) == ("in_progress", None)
+
+    second = _worker(db, tmp_path, StandInPipeline(), clock)
+    await second.idle()
+    done = await _row(db, file_id)
+    assert (done.status, done.attempts) == ("completed", 2)

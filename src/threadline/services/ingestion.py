@@ -143,6 +143,14 @@ class IngestionWorker:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        try:
+            async with self.db.write() as conn:
+                released = await store.release(conn, self.owner)
+        except Exception:
+            log.exception("could not hand back the ingestion leases; they will lapse")
+        else:
+            if released:
+                log.info("handed back %d unfinished ingestions", released)
 
     async def idle(self) -> None:
         """Wait until nothing is waiting or being ingested (tests, shutdown)."""

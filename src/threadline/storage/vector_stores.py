@@ -194,6 +194,17 @@ async def renew(
     return bool(result.rowcount == 1)
 
 
+async def release(conn: AsyncConnection, owner: str) -> int:
+    """Hand back every lease ``owner`` holds (a stopping process): the files wait
+    for the next sweep, here or elsewhere, without waiting for the leases to lapse."""
+    result = await conn.execute(
+        tables.vector_store_files.update()
+        .where(F.lease_owner == owner, F.status == "in_progress")
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    return int(result.rowcount)
+
+
 async def finish(
     conn: AsyncConnection, data: dict[str, Any], owner: str, content: str | None
 ) -> bool:
