@@ -168,6 +168,9 @@ def test_search_finds_and_shapes_results(client: openai.OpenAI) -> None:
     assert 0 < hit.score <= 1
     assert hit.content[0].type == "text"
     assert "Bananas" in hit.content[0].text
+    raw = client.vector_stores.with_raw_response.search(store.id, query="yellow bananas")
+    assert raw.http_response.json()["data"][0]["attributes"] == {"kind": "fruit", "year": 2024}
+    assert '"year":2024}' in raw.http_response.text  # a whole number stays one
     both = client.vector_stores.search(store.id, query=["bananas", "sky"], max_num_results=5)
     assert sorted(h.filename for h in both.data) == ["fruit.txt", "sky.txt"]
     assert (

@@ -292,3 +292,28 @@ async def test_stopping_hands_back_the_lease_for_the_next_process(
     await second.idle()
     done = await _row(db, file_id)
     assert (done.status, done.attempts) == ("completed", 2)
+
+
+async def test_added_again_meanwhile_keeps_the_newer_ingestion_indexed(
+    db: Database, tmp_path: Path
+) -> None:
+    pipeline, clock = StandInPipeline(), ManualClock()
+    worker = _worker(db, tmp_path, pipeline, clock)
+    store_id, file_id = await _store_with_file(db, worker.blobs, "again.txt", b"old words")
+    async with db.write() as conn:
+        claimed = await store.claim(
+            conn, store_id, file_id, owner="ing_old", until=clock.time() + LEASE, now=clock.time()
+        )
+        assert claimed is not None
+        # Added again: the row is new, waiting, and the old attempt's lease is gone.
+        await store.delete_file(conn, PROJECT, store_id, file_id)
+        await store.insert_file(conn, PROJECT, claimed["data"], None)
+    await worker.idle()
+    assert pipeline.indexed[(store_id, file_id)] == ["old", "words"]
+    stale = IngestionWorker(
+        db, worker.blobs, pipeline, concurrency=1, lease_seconds=LEASE, sweep_interval=60
+    )
+    stale.owner = "ing_old"
+    await stale._finish(claimed["data"], None, None, "old words")
+    assert (store_id, file_id) in pipeline.indexed  # the newer ingestion's chunks stay
+    assert (await _row(db, file_id)).status == "completed"

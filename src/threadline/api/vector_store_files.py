@@ -12,6 +12,7 @@ from threadline.schemas.common import DeletionStatus, ListResponse
 from threadline.schemas.vector_store import (
     CreateFileBatchRequest,
     CreateVectorStoreFileRequest,
+    FileContentPage,
     UpdateVectorStoreFileRequest,
     VectorStoreFile,
     VectorStoreFileBatch,
@@ -72,10 +73,10 @@ async def delete_vector_store_file(
     return await services.vector_store_files.delete(project, vector_store_id, file_id)
 
 
-@router.get("/files/{file_id}/content")
+@router.get("/files/{file_id}/content", response_model=FileContentPage)
 async def get_vector_store_file_content(
     vector_store_id: str, file_id: str, project: ProjectDep, services: ServicesDep
-) -> dict[str, Any]:
+) -> Any:
     return await services.vector_store_files.content(project, vector_store_id, file_id)
 
 

@@ -13,6 +13,7 @@ from threadline.schemas.vector_store import (
     CreateVectorStoreRequest,
     ModifyVectorStoreRequest,
     SearchRequest,
+    SearchResultsPage,
     VectorStore,
 )
 
@@ -53,8 +54,8 @@ async def delete_vector_store(
     return await services.vector_stores.delete(project, vector_store_id)
 
 
-@router.post("/{vector_store_id}/search")
+@router.post("/{vector_store_id}/search", response_model=SearchResultsPage)
 async def search_vector_store(
     vector_store_id: str, body: SearchRequest, project: ProjectDep, services: ServicesDep
-) -> dict[str, Any]:
+) -> Any:
     return await services.vector_stores.search(project, vector_store_id, body)

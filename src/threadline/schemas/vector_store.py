@@ -64,7 +64,9 @@ def resolved_chunking(strategy: AutoChunking | StaticChunking | None) -> dict[st
     }
 
 
-AttributeValue = Annotated[str, Field(max_length=limits.ATTRIBUTE_VALUE_MAX_CHARS)] | bool | float
+AttributeValue = (
+    Annotated[str, Field(max_length=limits.ATTRIBUTE_VALUE_MAX_CHARS)] | bool | int | float
+)
 
 
 def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -146,7 +148,7 @@ class CreateFileBatchRequest(Request):
         ]
 
 
-FilterValue = str | bool | float | list[str | float]
+FilterValue = str | bool | int | float | list[str | int | float]
 
 
 class ComparisonFilter(Request):
@@ -219,3 +221,31 @@ class VectorStoreFileBatch(WireObject):
     vector_store_id: str
     status: Literal["in_progress", "completed", "cancelled", "failed"]
     file_counts: FileCounts
+
+
+class TextContent(WireObject):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class SearchResult(WireObject):
+    file_id: str
+    filename: str
+    score: Annotated[float, Field(ge=0, le=1)]
+    attributes: dict[str, Any] | None
+    content: list[TextContent]
+
+
+class SearchResultsPage(WireObject):
+    object: Literal["vector_store.search_results.page"] = "vector_store.search_results.page"
+    search_query: list[str]
+    data: list[SearchResult]
+    has_more: bool
+    next_page: str | None
+
+
+class FileContentPage(WireObject):
+    object: Literal["vector_store.file_content.page"] = "vector_store.file_content.page"
+    data: list[TextContent]
+    has_more: bool
+    next_page: str | None

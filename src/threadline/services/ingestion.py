@@ -76,7 +76,9 @@ class Pipeline(Protocol):
         chunks: Sequence[str],
         embeddings: Any,
         attributes: Attributes,
-    ) -> None: ...
+    ) -> None:
+        """Hold ``chunks`` for the file, replacing whatever it held for it before."""
+        ...
 
     async def delete_file(self, vector_store_id: str, file_id: str) -> None: ...
 
@@ -278,7 +280,11 @@ class IngestionWorker:
             data.update(status="failed", last_error={"code": code, "message": message})
         async with self.db.write() as conn:
             recorded = await store.finish(conn, data, self.owner, text)
-        if not recorded or code is not None:
+            status = await store.file_status(conn, data["vector_store_id"], data["id"])
+        if (recorded and code is not None) or (not recorded and status in (None, "cancelled")):
             # Failed, or cancelled or removed while it was being ingested: drop
-            # whatever was indexed.
+            # whatever was indexed. (Added again meanwhile, the file is another
+            # ingestion's, whose ``index`` replaces what this one left.)
             await self.pipeline.delete_file(data["vector_store_id"], data["id"])
+        elif not recorded:
+            log.info("%s in %s changed while it was ingested", data["id"], data["vector_store_id"])

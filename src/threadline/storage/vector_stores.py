@@ -123,6 +123,12 @@ async def delete_file(
     await files.delete(conn, project, file_id, vector_store_id=vector_store_id)
 
 
+async def file_status(conn: AsyncConnection, vector_store_id: str, file_id: str) -> str | None:
+    query = sa.select(F.status).where(F.vector_store_id == vector_store_id, F.id == file_id)
+    value = (await conn.execute(query)).scalar()
+    return None if value is None else str(value)
+
+
 async def file_content(conn: AsyncConnection, vector_store_id: str, file_id: str) -> str | None:
     query = sa.select(F.content).where(F.vector_store_id == vector_store_id, F.id == file_id)
     value = (await conn.execute(query)).scalar()
