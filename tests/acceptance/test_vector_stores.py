@@ -49,6 +49,10 @@ def test_create_retrieve_modify_delete(client: openai.OpenAI) -> None:
     assert modified.expires_after is None
     assert modified.expires_at is None
 
+    kept = client.files.create(file=("kept.txt", b"kept"), purpose="assistants")
+    client.vector_stores.files.create_and_poll(
+        file_id=kept.id, vector_store_id=created.id, poll_interval_ms=20
+    )
     deleted = client.vector_stores.delete(created.id)
     assert (deleted.id, deleted.object, deleted.deleted) == (
         created.id,
@@ -59,6 +63,9 @@ def test_create_retrieve_modify_delete(client: openai.OpenAI) -> None:
         client.vector_stores.retrieve(created.id)
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.delete(created.id)
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.files.list(created.id)
+    assert client.files.retrieve(kept.id).id == kept.id  # its files' Files stay
 
 
 def test_files_given_at_creation_are_ingested_and_counted(client: openai.OpenAI) -> None:
@@ -251,3 +258,19 @@ def test_other_projects_stores_do_not_exist(
     error = bad_request(lambda: client.vector_stores.create(file_ids=[theirs]))
     assert (error["param"], error["code"]) == ("file_ids", "invalid_file_id")
     assert client.vector_stores.retrieve(mine.id).name == "private"
+
+
+def test_deleting_a_store_removes_its_rows(own_server: Any) -> None:
+    client = own_server.client()
+    store = client.vector_stores.create(name="gone")
+    file_id = upload(client, "gone.txt", b"gone soon")
+    client.vector_stores.file_batches.create_and_poll(
+        vector_store_id=store.id, file_ids=[file_id], poll_interval_ms=20
+    )
+    assert own_server.count("vector_store_files", vector_store_id=store.id) == 1
+    assert own_server.count("vector_store_file_batches", vector_store_id=store.id) == 1
+    client.vector_stores.delete(store.id)
+    assert own_server.count("vector_stores", id=store.id) == 0
+    assert own_server.count("vector_store_files", vector_store_id=store.id) == 0
+    assert own_server.count("vector_store_file_batches", vector_store_id=store.id) == 0
+    assert own_server.count("files", id=file_id) == 1
