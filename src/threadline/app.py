@@ -10,7 +10,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from threadline import __version__
-from threadline.api import assistants, errors, files, messages, runs, steps, threads
+from threadline.api import (
+    assistants,
+    errors,
+    files,
+    messages,
+    runs,
+    steps,
+    threads,
+    vector_store_files,
+    vector_stores,
+)
 from threadline.api.limits import BodySizeLimit
 from threadline.api.requests import RefuseUnstorableURL
 from threadline.services.catalog import Services
@@ -55,6 +65,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(runs.thread_and_run, prefix="/v1")
     for module in (runs, steps, messages, threads, assistants, files):
         app.include_router(module.router, prefix="/v1")
+    app.include_router(vector_store_files.router, prefix="/v1")
+    app.include_router(vector_stores.router, prefix="/v1")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

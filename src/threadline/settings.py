@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=32, ge=1)
     poll_after_ms: int = Field(default=500, ge=0)
 
+    # --- vector stores ----------------------------------------------------------
+    ingest_concurrency: int = Field(default=2, ge=1)
+    """Files ingested (parsed, chunked, embedded, indexed) at once per process."""
+    ingest_lease_seconds: float = Field(default=30.0, gt=0)
+    """How long a file's ingestion is held by one process without renewing; a file
+    whose lease lapses (its process died) is taken up again, at most 3 attempts."""
+
     # --- models -----------------------------------------------------------------
     model_backend: ModelBackendName | None = None
     """Which backend runs models; default ``openai`` when ``openai_base_url`` is set,

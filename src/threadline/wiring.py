@@ -13,19 +13,33 @@ from threadline.queue.inprocess import InProcessQueue
 from threadline.services.assistants import AssistantService
 from threadline.services.catalog import Services
 from threadline.services.files import FileService
+from threadline.services.ingestion import IngestionWorker, Pipeline
 from threadline.services.keys import KeyService
 from threadline.services.messages import MessageService
+from threadline.services.placeholder_pipeline import PlaceholderPipeline
 from threadline.services.references import References
 from threadline.services.runs import RunService
 from threadline.services.threads import ThreadService
+from threadline.services.vector_store_files import VectorStoreFileService
+from threadline.services.vector_stores import VectorStoreService
 from threadline.settings import Settings
 from threadline.storage.blobs import LocalBlobStore
 from threadline.storage.db import Database
 
 
-def build_services(settings: Settings, backend: ModelBackend | None = None) -> Services:
+def build_pipeline(settings: Settings, db: Database) -> Pipeline:
+    """What vector store ingestion and search run on.
+
+    PLACEHOLDER: plain text, whitespace chunks, an in-memory index; the retrieval
+    library (``threadline.retrieval``) replaces it here."""
+    return PlaceholderPipeline()
+
+
+def build_services(
+    settings: Settings, backend: ModelBackend | None = None, pipeline: Pipeline | None = None
+) -> Services:
     """Everything one process runs, from ``settings`` (``backend`` replaces the
-    model backend the settings name)."""
+    model backend the settings name, ``pipeline`` the ingestion and search pipeline)."""
     db = Database(settings.resolved_database_url, fast_path=settings.sqlite_fast_path)
     refs = References()
     blobs = LocalBlobStore(settings.files_dir)
@@ -35,6 +49,15 @@ def build_services(settings: Settings, backend: ModelBackend | None = None) -> S
     model = backend or build_backend(settings)
     threads = ThreadService(db, refs)
     worker = RunWorker(db, lifecycle, queue, model, settings)
+    pipeline = pipeline or build_pipeline(settings, db)
+    ingestion = IngestionWorker(
+        db,
+        blobs,
+        pipeline,
+        concurrency=settings.ingest_concurrency,
+        lease_seconds=settings.ingest_lease_seconds,
+        sweep_interval=settings.sweep_interval_seconds,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -47,4 +70,7 @@ def build_services(settings: Settings, backend: ModelBackend | None = None) -> S
         files=FileService(db, blobs, settings.max_upload_bytes),
         runs=RunService(db, refs, threads, lifecycle, queue, worker.executor, model, settings),
         worker=worker,
+        vector_stores=VectorStoreService(db, refs, pipeline, ingestion),
+        vector_store_files=VectorStoreFileService(db, refs, pipeline, ingestion),
+        ingestion=ingestion,
     )

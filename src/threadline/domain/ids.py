@@ -15,6 +15,7 @@ PREFIXES: dict[str, str] = {
     "step": "step_",
     "file": "file-",
     "vector_store": "vs_",
+    "vector_store_file_batch": "vsfb_",
     "tool_call": "call_",
     "project": "proj_",
     "key": "sk-tl-",

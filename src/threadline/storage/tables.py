@@ -134,3 +134,62 @@ run_steps = sa.Table(
     sa.Column("data", Json, nullable=False),
     sa.Index("ix_run_steps_run_seq", "run_id", "seq"),
 )
+
+vector_stores = sa.Table(
+    "vector_stores",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_vector_stores_project_seq", "project_id", "seq"),
+)
+
+vector_store_file_batches = sa.Table(
+    "vector_store_file_batches",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(128), nullable=False),
+    sa.Column(
+        "vector_store_id",
+        sa.String(64),
+        sa.ForeignKey("vector_stores.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("cancelled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_vector_store_file_batches_store", "vector_store_id"),
+)
+
+# One row per (store, file): ``id`` is the File's id, unique within its store. The
+# ingestion lease (owner, expiry, attempts) works as the runs' does.
+vector_store_files = sa.Table(
+    "vector_store_files",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("project_id", sa.String(128), nullable=False),
+    sa.Column(
+        "vector_store_id",
+        sa.String(64),
+        sa.ForeignKey("vector_stores.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("batch_id", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("usage_bytes", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("content", sa.Text, nullable=True),
+    sa.Column("data", Json, nullable=False),
+    sa.UniqueConstraint("vector_store_id", "id", name="uq_vector_store_files_store_file"),
+    sa.Index("ix_vector_store_files_store_seq", "vector_store_id", "seq"),
+    sa.Index("ix_vector_store_files_batch", "batch_id"),
+    sa.Index("ix_vector_store_files_status", "status"),
+)
