@@ -1,0 +1,1 @@
+"""Retrieval for file_search: parsing, chunking, embedding, indexing and search."""
