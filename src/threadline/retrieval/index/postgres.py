@@ -1,0 +1,179 @@
+"""The chunk index on PostgreSQL: full-text search (``ts_rank_cd`` over the generated
+``tsv`` column) for words; for meaning, pgvector's HNSW index where the extension
+exists (migration 0002 adds ``embedding_vec`` then), the in-memory matrix otherwise.
+
+A vector column needs a fixed size to be indexed, and stores may hold embeddings of
+different models, so each size gets its own partial expression index, made by the
+first ``add`` of that size: ``(embedding_vec::vector(D)) WHERE dimensions = D``.
+pgvector indexes at most 2,000 dimensions; larger vectors are searched exactly.
+A filtered or multi-store HNSW search uses pgvector's iterative scan, so that
+filtering does not starve the result list.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Collection, Mapping, Sequence
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from threadline.retrieval.index.model import IndexedChunk, Vector
+from threadline.retrieval.index.query_terms import tsquery_text
+from threadline.retrieval.index.sql_index import (
+    DEPTH,
+    Allowed,
+    SqlChunkIndex,
+    chunk_row,
+    load_matrix,
+)
+from threadline.retrieval.index.store_cache import StoreEntry
+from threadline.storage.db import Database
+
+HNSW_MAX_DIMENSIONS = 2000
+EF_SEARCH = 2 * DEPTH
+"""HNSW candidate list of a search: it bounds how many rows one search can return."""
+
+_LEXICAL = """
+SELECT seq, ts_rank_cd(tsv, query) AS relevance
+FROM retrieval_chunks, to_tsquery('english', :query) AS query
+WHERE vector_store_id = :store AND tsv @@ query {files}
+ORDER BY relevance DESC, seq LIMIT :depth
+"""
+_FILES = "AND file_id = ANY(:files)"
+_INSERT_WITH_VECTOR = sa.text(
+    """
+INSERT INTO retrieval_chunks
+    (vector_store_id, file_id, chunk_index, text, dimensions, embedding, embedding_vec)
+VALUES (:vector_store_id, :file_id, :chunk_index, :text, :dimensions, :embedding,
+        CAST(:vec AS vector))
+ON CONFLICT DO NOTHING
+"""
+)
+_has_pgvector: weakref.WeakKeyDictionary[Database, bool] = weakref.WeakKeyDictionary()
+
+
+class PostgresChunkIndex(SqlChunkIndex):
+    async def _pgvector(self, conn: AsyncConnection) -> bool:
+        """Whether the schema has the pgvector column (decided once per database)."""
+        known = _has_pgvector.get(self.db)
+        if known is None:
+            found = await conn.scalar(
+                sa.text(
+                    "SELECT count(*) FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() "
+                    "AND table_name = 'retrieval_chunks' AND column_name = 'embedding_vec'"
+                )
+            )
+            known = _has_pgvector[self.db] = bool(found)
+        return known
+
+    async def _insert_chunks(
+        self,
+        conn: AsyncConnection,
+        vector_store_id: str,
+        dimensions: int,
+        chunks: Sequence[IndexedChunk],
+    ) -> None:
+        if not await self._pgvector(conn):
+            await super()._insert_chunks(conn, vector_store_id, dimensions, chunks)
+            return
+        if dimensions <= HNSW_MAX_DIMENSIONS:
+            await _ensure_hnsw(conn, dimensions)
+        rows = []
+        for chunk in chunks:
+            row = chunk_row(vector_store_id, dimensions, chunk)
+            row["vec"] = _vector_literal(chunk.embedding)
+            rows.append(row)
+        await conn.execute(_INSERT_WITH_VECTOR, rows)
+
+    async def _entries(
+        self, conn: AsyncConnection, stores: list[str], *, with_matrix: bool
+    ) -> dict[str, StoreEntry]:
+        self.dense_in_memory = not await self._pgvector(conn)
+        return await super()._entries(conn, stores, with_matrix=with_matrix)
+
+    async def _dense(
+        self,
+        conn: AsyncConnection,
+        entries: Mapping[str, StoreEntry],
+        query: Vector,
+        allowed: Allowed,
+    ) -> list[int]:
+        dimensions = int(query.shape[0])
+        if self.dense_in_memory or dimensions > HNSW_MAX_DIMENSIONS:
+            if not self.dense_in_memory:
+                for store in allowed:  # exact search over vectors HNSW cannot index
+                    entry = entries[store]
+                    if entry.matrix is None:
+                        entry.matrix = await load_matrix(conn, store)
+            return await super()._dense(conn, entries, query, allowed)
+        await conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}"))
+        await conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        found: list[tuple[int, float]] = []
+        distance = f"embedding_vec::vector({dimensions}) <=> CAST(:query AS vector({dimensions}))"
+        for store, files in allowed.items():
+            statement = (
+                f"SELECT seq, {distance} AS distance FROM retrieval_chunks "
+                f"WHERE vector_store_id = :store AND dimensions = {dimensions} "
+                f"{_FILES if files is not None else ''} "
+                f"ORDER BY {distance} LIMIT :depth"
+            )
+            params: dict[str, object] = {
+                "query": _vector_literal(query),
+                "store": store,
+                "depth": DEPTH,
+            }
+            bound = sa.text(statement)
+            if files is not None:
+                bound = bound.bindparams(sa.bindparam("files", type_=ARRAY(sa.String)))
+                params["files"] = sorted(files)
+            rows = await conn.execute(bound, params)
+            found.extend((int(seq), -float(d)) for seq, d in rows)
+        found.sort(key=lambda pair: -pair[1])  # relaxed order: nearly sorted
+        return [seq for seq, _ in found[:DEPTH]]
+
+    async def _lexical(
+        self,
+        conn: AsyncConnection,
+        vector_store_id: str,
+        terms: list[str],
+        depth: int,
+        files: Collection[str] | None,
+    ) -> list[tuple[int, float]]:
+        params: dict[str, object] = {
+            "query": tsquery_text(terms),
+            "store": vector_store_id,
+            "depth": depth,
+        }
+        statement = sa.text(_LEXICAL.format(files=_FILES if files is not None else ""))
+        if files is not None:
+            statement = statement.bindparams(sa.bindparam("files", type_=ARRAY(sa.String)))
+            params["files"] = sorted(files)
+        rows = await conn.execute(statement, params)
+        return [(int(seq), float(relevance)) for seq, relevance in rows]
+
+
+async def _ensure_hnsw(conn: AsyncConnection, dimensions: int) -> None:
+    """The HNSW index of vectors of ``dimensions`` (made once; concurrent makers of
+    the same index wait on each other's transaction-scoped lock)."""
+    name = f"ix_retrieval_chunks_hnsw_{dimensions}"
+    exists = await conn.scalar(sa.text("SELECT to_regclass(:name) IS NOT NULL"), {"name": name})
+    if exists:
+        return
+    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(74202, :d)"), {"d": dimensions})
+    await conn.execute(
+        sa.text(
+            f"CREATE INDEX IF NOT EXISTS {name} ON retrieval_chunks USING hnsw "
+            f"((embedding_vec::vector({dimensions})) vector_cosine_ops) "
+            f"WHERE dimensions = {dimensions}"
+        )
+    )
+
+
+def _vector_literal(vector: Vector) -> str:
+    """pgvector's text form of ``vector``: ``[x1,x2,...]``."""
+    values = np.asarray(vector, dtype=np.float32).tolist()
+    return "[" + ",".join(repr(v) for v in values) + "]"
