@@ -13,7 +13,7 @@ filtering does not starve the result list.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import sqlalchemy as sa
@@ -27,7 +27,6 @@ from threadline.retrieval.index.sql_index import (
     Allowed,
     SqlChunkIndex,
     chunk_row,
-    load_matrix,
 )
 from threadline.retrieval.index.store_cache import StoreEntry
 from threadline.storage.db import Database
@@ -56,6 +55,9 @@ _has_pgvector: weakref.WeakKeyDictionary[Database, bool] = weakref.WeakKeyDictio
 
 
 class PostgresChunkIndex(SqlChunkIndex):
+    _has_vector = False
+    """Whether the schema has pgvector's column (read at the start of each search)."""
+
     async def _pgvector(self, conn: AsyncConnection) -> bool:
         """Whether the schema has the pgvector column (decided once per database)."""
         known = _has_pgvector.get(self.db)
@@ -92,24 +94,14 @@ class PostgresChunkIndex(SqlChunkIndex):
     async def _entries(
         self, conn: AsyncConnection, stores: list[str], *, with_matrix: bool
     ) -> dict[str, StoreEntry]:
-        self.dense_in_memory = not await self._pgvector(conn)
+        self._has_vector = await self._pgvector(conn)
         return await super()._entries(conn, stores, with_matrix=with_matrix)
 
-    async def _dense(
-        self,
-        conn: AsyncConnection,
-        entries: Mapping[str, StoreEntry],
-        query: Vector,
-        allowed: Allowed,
-    ) -> list[int]:
+    def _in_memory(self, dimensions: int) -> bool:
+        return not self._has_vector or dimensions > HNSW_MAX_DIMENSIONS
+
+    async def _dense_sql(self, conn: AsyncConnection, query: Vector, allowed: Allowed) -> list[int]:
         dimensions = int(query.shape[0])
-        if self.dense_in_memory or dimensions > HNSW_MAX_DIMENSIONS:
-            if not self.dense_in_memory:
-                for store in allowed:  # exact search over vectors HNSW cannot index
-                    entry = entries[store]
-                    if entry.matrix is None:
-                        entry.matrix = await load_matrix(conn, store)
-            return await super()._dense(conn, entries, query, allowed)
         await conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}"))
         await conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
         found: list[tuple[int, float]] = []

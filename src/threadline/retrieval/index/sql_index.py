@@ -15,6 +15,7 @@ A search, in one read transaction:
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import secrets
 import weakref
@@ -62,9 +63,6 @@ Allowed = Mapping[str, Collection[str] | None]
 
 class SqlChunkIndex:
     """``ChunkIndex`` on a ``Database``; subclasses supply the full-text ranking."""
-
-    dense_in_memory = True
-    """Whether dense search runs over the in-memory matrix (``store_cache``)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -190,18 +188,7 @@ class SqlChunkIndex:
             allowed = {s: a for s, a in allowed.items() if a is None or a}
             if not allowed:
                 return []
-            rankings: list[list[int]] = []
-            if mode != "lexical":
-                for store in allowed:
-                    held = entries[store].dimensions
-                    if held is not None and held != query_vector.shape[0]:
-                        raise EmbeddingMismatch(
-                            f"the query has {query_vector.shape[0]} dimensions, "
-                            f"store {store} {held}"
-                        )
-                rankings.append(await self._dense(conn, entries, query_vector, allowed))
-            if mode != "dense":
-                rankings.append(await self._lexical_all(conn, query, allowed))
+            rankings = await self._rankings(conn, entries, query, query_vector, allowed, mode)
             fused = [(seq, score) for seq, score in fuse(rankings) if score >= score_threshold][
                 :max_results
             ]
@@ -234,6 +221,45 @@ class SqlChunkIndex:
             )
         return hits
 
+    async def _rankings(
+        self,
+        conn: AsyncConnection,
+        entries: Mapping[str, StoreEntry],
+        query: str,
+        query_vector: Vector,
+        allowed: Allowed,
+        mode: SearchMode,
+    ) -> list[list[int]]:
+        """The mode's rankings. The in-memory dense ranking runs in a worker thread
+        while the database ranks by words, so that they take the time of the longer."""
+        if mode == "lexical":
+            return [await self._lexical_all(conn, query, allowed)]
+        for store in allowed:
+            held = entries[store].dimensions
+            if held is not None and held != query_vector.shape[0]:
+                raise EmbeddingMismatch(
+                    f"the query has {query_vector.shape[0]} dimensions, store {store} {held}"
+                )
+        if not self._in_memory(int(query_vector.shape[0])):
+            dense = await self._dense_sql(conn, query_vector, allowed)
+            if mode == "dense":
+                return [dense]
+            return [dense, await self._lexical_all(conn, query, allowed)]
+        if mode == "dense":
+            return [await _dense_in_memory(entries, query_vector, allowed)]
+        async with asyncio.TaskGroup() as group:
+            dense_job = group.create_task(_dense_in_memory(entries, query_vector, allowed))
+            lexical = await self._lexical_all(conn, query, allowed)
+        return [dense_job.result(), lexical]
+
+    def _in_memory(self, dimensions: int) -> bool:
+        """Whether vectors of ``dimensions`` are searched in the in-memory matrix."""
+        return True
+
+    async def _dense_sql(self, conn: AsyncConnection, query: Vector, allowed: Allowed) -> list[int]:
+        """The dense ranking computed by the database (where ``_in_memory`` is false)."""
+        raise NotImplementedError
+
     async def _entries(
         self, conn: AsyncConnection, stores: list[str], *, with_matrix: bool
     ) -> dict[str, StoreEntry]:
@@ -257,25 +283,12 @@ class SqlChunkIndex:
                     .limit(1)
                 )
                 entry = StoreEntry(versions[store], await _load_files(conn, store), dimensions)
-            if with_matrix and self.dense_in_memory and entry.matrix is None:
+            in_memory = entry.dimensions is not None and self._in_memory(entry.dimensions)
+            if with_matrix and in_memory and entry.matrix is None:
                 entry.matrix = await load_matrix(conn, store)
             self.cache.put(store, entry)
             entries[store] = entry
         return entries
-
-    async def _dense(
-        self,
-        conn: AsyncConnection,
-        entries: Mapping[str, StoreEntry],
-        query: Vector,
-        allowed: Allowed,
-    ) -> list[int]:
-        found: list[tuple[int, float]] = []
-        for store, files in allowed.items():
-            matrix = entries[store].matrix
-            if matrix is not None:
-                found.extend(await matrix.nearest(query, DEPTH, files))
-        return [seq for seq, _ in heapq.nlargest(DEPTH, found, key=lambda pair: pair[1])]
 
     async def _lexical_all(self, conn: AsyncConnection, query: str, allowed: Allowed) -> list[int]:
         terms = query_terms(query)
@@ -297,6 +310,17 @@ class SqlChunkIndex:
         """The ``depth`` chunks of a store that best match any of ``terms``, as
         ``(seq, relevance)`` with relevance comparable across stores, higher better."""
         raise NotImplementedError
+
+
+async def _dense_in_memory(
+    entries: Mapping[str, StoreEntry], query: Vector, allowed: Allowed
+) -> list[int]:
+    found: list[tuple[int, float]] = []
+    for store, files in allowed.items():
+        matrix = entries[store].matrix
+        if matrix is not None:
+            found.extend(await matrix.nearest(query, DEPTH, files))
+    return [seq for seq, _ in heapq.nlargest(DEPTH, found, key=lambda pair: pair[1])]
 
 
 def _check_embeddings(chunks: Sequence[IndexedChunk]) -> int:

@@ -28,7 +28,8 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 _SQLITE_FTS = [
-    # porter stemming over unicode61 words (diacritics folded)
+    # porter stemming over unicode61 words (diacritics folded); external content:
+    # the text is read from retrieval_chunks, not stored twice
     """CREATE VIRTUAL TABLE retrieval_chunks_fts USING fts5(
         text, content='retrieval_chunks', content_rowid='seq',
         tokenize='porter unicode61 remove_diacritics 2')""",
