@@ -335,3 +335,41 @@ async def test_each_engine_has_its_search_structures(
             {"q": "[" + ",".join(["0.1"] * DIMS) + "]"},
         )
         assert f"ix_retrieval_chunks_hnsw_{DIMS}" in "\n".join(row[0] for row in plan)
+
+
+async def test_words_most_chunks_have_are_left_out_of_the_ranking(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a budget of chunks to score, the commonest words are left out of the
+    lexical ranking (SQLite counts them, PostgreSQL estimates from its statistics)."""
+    from threadline.retrieval.index import postgres, sqlite
+
+    for module in (sqlite, postgres):
+        monkeypatch.setattr(module, "LEXICAL_BUDGET", 2)
+    idx = open_index(db)
+    texts = [
+        "common words here",
+        "common words there",
+        "common words again",
+        "common other word",
+        "common other rare word",
+        "other things",
+    ]
+    await idx.add(VS, chunks("file_a", texts))
+    if not db.is_sqlite:
+        async with db.write() as conn:
+            await conn.execute(sa.text("ANALYZE retrieval_chunks"))
+
+    async def lexical(query: str) -> list[int]:
+        hits = await search(idx, query, mode="lexical", max_results=50)
+        return sorted(h.chunk_index for h in hits)
+
+    assert await lexical("common rare") == [4]  # "common" (5 chunks) left out
+    assert await lexical("common") == []  # in too many chunks, alone
+    assert await lexical("words") == []  # 4 > 2, and alone
+    assert await lexical("things rare") == [4, 5]
+    if db.is_sqlite:  # both over 2: the chunks with both, counted
+        assert await lexical("common other") == [3, 4]
+    for module in (sqlite, postgres):
+        monkeypatch.setattr(module, "LEXICAL_BUDGET", 100)
+    assert await lexical("common") == [0, 1, 2, 3, 4]

@@ -12,6 +12,7 @@ filtering does not starve the result list.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Collection, Sequence
 
@@ -42,6 +43,28 @@ WHERE vector_store_id = :store AND tsv @@ query {files}
 ORDER BY relevance DESC, seq LIMIT :depth
 """
 _FILES = "AND file_id = ANY(:files)"
+LEXICAL_BUDGET = 2500
+"""Chunks ``ts_rank_cd`` reads at most per search and store (estimated)."""
+# Per word (1-based position): the chunks estimated to have it, from the planner's
+# statistics of ``tsv`` (its most common lexemes and their frequencies, kept by
+# ANALYZE / autovacuum): a lexeme not among them is rarer than all that are and
+# counts as 0; ``known`` is false for a word with no lexeme (a stop word).
+_ESTIMATES = """
+WITH stats AS (
+    SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs
+    FROM pg_stats
+    WHERE schemaname = current_schema() AND tablename = 'retrieval_chunks' AND attname = 'tsv'
+), total AS (
+    SELECT greatest(reltuples, 0) AS n FROM pg_class WHERE oid = 'retrieval_chunks'::regclass
+)
+SELECT w.i,
+       coalesce((SELECT max(s.freqs[array_position(s.elems, l.lexeme)])
+                 FROM stats AS s, unnest(to_tsvector('english', w.word)) AS l), 0)
+       * (SELECT n FROM total),
+       EXISTS (SELECT 1 FROM unnest(to_tsvector('english', w.word))),
+       (SELECT n FROM total)
+FROM unnest(CAST(:words AS text[])) WITH ORDINALITY AS w(word, i)
+"""
 _INSERT_WITH_VECTOR = sa.text(
     """
 INSERT INTO retrieval_chunks
@@ -135,17 +158,50 @@ class PostgresChunkIndex(SqlChunkIndex):
         depth: int,
         files: Collection[str] | None,
     ) -> list[tuple[int, float]]:
-        params: dict[str, object] = {
-            "query": tsquery_text(terms),
-            "store": vector_store_id,
-            "depth": depth,
-        }
+        query = await _rankable(conn, terms)
+        if query is None:
+            return []
+        params: dict[str, object] = {"query": query, "store": vector_store_id, "depth": depth}
         statement = sa.text(_LEXICAL.format(files=_FILES if files is not None else ""))
         if files is not None:
             statement = statement.bindparams(sa.bindparam("files", type_=ARRAY(sa.String)))
             params["files"] = sorted(files)
         rows = await conn.execute(statement, params)
         return [(int(seq), float(relevance)) for seq, relevance in rows]
+
+
+async def _rankable(conn: AsyncConnection, terms: list[str]) -> str | None:
+    """The ``to_tsquery`` text to rank by: the rarest of ``terms`` whose estimated
+    chunks add up to at most ``LEXICAL_BUDGET``, OR-ed; when every word is more
+    common, all of them AND-ed, if few enough chunks are estimated to have them all;
+    else ``None``. ``ts_rank_cd`` reads each matching chunk's ``tsv``: without this,
+    a query with one word that most chunks have ranks the whole store."""
+    rows = await conn.execute(
+        sa.text(_ESTIMATES).bindparams(sa.bindparam("words", type_=ARRAY(sa.String))),
+        {"words": terms},
+    )
+    chunks = 0.0
+    estimates: list[tuple[float, int]] = []
+    for i, n, known, total_chunks in rows:
+        chunks = float(total_chunks or 0)
+        if known:
+            estimates.append((float(n), i))
+    estimates.sort()
+    chosen: list[str] = []
+    total = 0.0
+    for n, i in estimates:
+        if total + n > LEXICAL_BUDGET:  # n: the planner's estimate (0 for rare words)
+            break
+        chosen.append(terms[i - 1])
+        total += n
+    if chosen:
+        return tsquery_text(chosen)
+    if len(estimates) < 2 or chunks <= 0:
+        return None
+    together = chunks * math.prod(n / chunks for n, _ in estimates)  # independent words
+    if together > LEXICAL_BUDGET:
+        return None
+    return tsquery_text([terms[i - 1] for _, i in estimates], operator="&")
 
 
 async def _ensure_hnsw(conn: AsyncConnection, dimensions: int) -> None:

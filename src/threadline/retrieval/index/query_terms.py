@@ -35,6 +35,8 @@ def fts5_query(terms: list[str]) -> str:
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
-def tsquery_text(terms: list[str]) -> str:
-    """The text of a PostgreSQL ``to_tsquery``: any of ``terms``, each quoted."""
-    return " | ".join("'" + term.replace("'", "''").replace("\\", "") + "'" for term in terms)
+def tsquery_text(terms: list[str], operator: str = "|") -> str:
+    """The text of a PostgreSQL ``to_tsquery``: any (``|``) or all (``&``) of
+    ``terms``, each quoted."""
+    quoted = ("'" + term.replace("'", "''").replace("\\", "") + "'" for term in terms)
+    return f" {operator} ".join(quoted)
