@@ -43,7 +43,7 @@ WHERE vector_store_id = :store AND tsv @@ query {files}
 ORDER BY relevance DESC, seq LIMIT :depth
 """
 _FILES = "AND file_id = ANY(:files)"
-LEXICAL_BUDGET = 2500
+LEXICAL_BUDGET = 1000
 """Chunks ``ts_rank_cd`` reads at most per search and store (estimated)."""
 # Per word (1-based position): the chunks estimated to have it, from the planner's
 # statistics of ``tsv`` (its most common lexemes and their frequencies, kept by

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.retrieval.index.sql_index import SqlChunkIndex
 
-LEXICAL_BUDGET = 2500
+LEXICAL_BUDGET = 1000
 """Chunks bm25 scores at most per search and store (~4 µs each)."""
 
 # bm25() is lower-better (negative); relevance is its negation.
