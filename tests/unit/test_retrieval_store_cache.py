@@ -70,3 +70,24 @@ def test_cache_entries_are_per_version_and_evicted_oldest_first(
     assert cache.get("vs_2", 5) is not None
     cache.forget("vs_2")
     assert cache.get("vs_2", 5) is None
+
+
+async def test_large_stores_rank_by_int8_then_rerank_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(store_cache, "QUANTISED_ROWS", 1000)
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((3000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    matrix = build_matrix([(i, f"file_{i % 7}", 64, v.tobytes()) for i, v in enumerate(vectors)])
+    assert matrix.quantised is not None
+    for query in vectors[:20] + 0.3 * rng.standard_normal((20, 64)).astype(np.float32):
+        query /= np.linalg.norm(query)
+        exact = np.argsort(-(vectors @ query))[:10]
+        found = await matrix.nearest(query, 10, None)
+        assert [seq for seq, _ in found] == exact.tolist()
+        assert [score for _, score in found] == pytest.approx((vectors @ query)[exact].tolist())
+    # filtered searches take the exact path
+    found = await matrix.nearest(vectors[0], 5, {"file_0"})
+    assert found[0][0] == 0
+    assert all(seq % 7 == 0 for seq, _ in found)

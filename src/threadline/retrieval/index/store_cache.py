@@ -14,6 +14,7 @@ a full scan and a decode of every blob per query.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 from threadpoolctl import ThreadpoolController
+from usearch.compiled import MetricKind
+from usearch.index import search
 
 from threadline.retrieval.errors import EmbeddingMismatch
 from threadline.retrieval.index.model import AttributeValue, Vector
@@ -35,6 +38,14 @@ as BLAS likes. Below, it runs on one: waking BLAS's threads for a product of a f
 megabytes cost more than the product (10k x 384 on 2 busy cores: 18 ms on two
 threads, 2 ms on one)."""
 _BLAS = ThreadpoolController()
+QUANTISED_ROWS = 20_000
+"""From this many rows, an unfiltered search first ranks the rows by their int8
+copy (usearch's SIMD kernels over a quarter of the bytes), then re-ranks the best
+``RERANK`` times ``depth`` exactly in float32: at 100k x 384, ~5-8 ms against ~18
+for numpy's float32 product on the same machine. Exact search is memory-bound:
+the int8 copy is what a query has to read."""
+RERANK = 4
+_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,8 @@ class StoreMatrix:
     file_codes: npt.NDArray[np.int32]
     file_ids: tuple[str, ...]
     vectors: Vector
+    quantised: npt.NDArray[np.int8] | None = None
+    """``vectors`` scaled to int8, for stores of ``QUANTISED_ROWS`` rows or more."""
 
     @property
     def dimensions(self) -> int:
@@ -75,6 +88,8 @@ class StoreMatrix:
     def _nearest(
         self, query: Vector, depth: int, allowed_files: Collection[str] | None
     ) -> list[tuple[int, float]]:
+        if self.quantised is not None and allowed_files is None:
+            return self._nearest_quantised(query, depth)
         scores = self.vectors @ query
         if allowed_files is not None:
             codes = [i for i, file_id in enumerate(self.file_ids) if file_id in allowed_files]
@@ -83,6 +98,27 @@ class StoreMatrix:
         top = np.argpartition(-scores, depth - 1)[:depth]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(self.seqs[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def _nearest_quantised(self, query: Vector, depth: int) -> list[tuple[int, float]]:
+        assert self.quantised is not None
+        first = search(
+            self.quantised,
+            quantise(query),
+            min(len(self.seqs), depth * RERANK),
+            MetricKind.IP,
+            exact=True,
+            threads=_THREADS,
+        )
+        rows = np.asarray(first.keys, dtype=np.int64)
+        scores = self.vectors[rows] @ query
+        best = np.argsort(-scores, kind="stable")[:depth]
+        return [(int(self.seqs[rows[i]]), float(scores[i])) for i in best]
+
+
+def quantise(vectors: Vector) -> npt.NDArray[np.int8]:
+    """Unit vectors scaled to int8 (components of unit vectors lie in -1..1)."""
+    scaled: npt.NDArray[np.int8] = np.clip(np.rint(vectors * 127.0), -127, 127).astype(np.int8)
+    return scaled
 
 
 @dataclass
@@ -141,4 +177,5 @@ def build_matrix(
     seqs = np.fromiter((row[0] for row in rows), np.int64, len(rows))
     vectors = np.frombuffer(b"".join(row[3] for row in rows), dtype="<f4")
     vectors = vectors.reshape(len(rows), dimensions).astype(np.float32, copy=False)
-    return StoreMatrix(seqs, file_codes, tuple(codes), vectors)
+    quantised = quantise(vectors) if len(rows) >= QUANTISED_ROWS else None
+    return StoreMatrix(seqs, file_codes, tuple(codes), vectors, quantised)
