@@ -193,3 +193,43 @@ vector_store_files = sa.Table(
     sa.Index("ix_vector_store_files_batch", "batch_id"),
     sa.Index("ix_vector_store_files_status", "status"),
 )
+
+# Retrieval: the chunks of the files in each vector store, for file_search.
+# ``retrieval_stores.version`` moves with every change of a store's chunks or
+# attributes, so a process can tell whether what it cached of a store is current.
+# Attributes belong to a store's file (set for all its chunks at once), so they
+# live in ``retrieval_files``. Outside this metadata (engine-specific, created by
+# migration 0002): on SQLite the FTS5 table ``retrieval_chunks_fts`` kept in sync by
+# triggers; on PostgreSQL the generated ``tsv`` column with its GIN index, and, where
+# the pgvector extension exists, the ``embedding_vec`` column.
+
+retrieval_stores = sa.Table(
+    "retrieval_stores",
+    metadata,
+    sa.Column("vector_store_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+retrieval_files = sa.Table(
+    "retrieval_files",
+    metadata,
+    sa.Column("vector_store_id", sa.String(64), primary_key=True),
+    sa.Column("file_id", sa.String(64), primary_key=True),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("attributes", Json, nullable=False),
+)
+
+retrieval_chunks = sa.Table(
+    "retrieval_chunks",
+    metadata,
+    _seq(),
+    sa.Column("vector_store_id", sa.String(64), nullable=False),
+    sa.Column("file_id", sa.String(64), nullable=False),
+    sa.Column("chunk_index", sa.Integer, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("dimensions", sa.Integer, nullable=False),
+    sa.Column("embedding", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint(
+        "vector_store_id", "file_id", "chunk_index", name="uq_retrieval_chunks_position"
+    ),
+)
