@@ -9,14 +9,18 @@ from threadline.engine.lifecycle import Lifecycle
 from threadline.engine.worker import RunWorker
 from threadline.models.base import ModelBackend
 from threadline.models.registry import build_backend
+from threadline.models.tokens import get_encoding
 from threadline.queue.inprocess import InProcessQueue
+from threadline.retrieval.chunking import OrdinaryTokenizer
+from threadline.retrieval.embedders import make_embedder
+from threadline.retrieval.index import open_index
+from threadline.retrieval.pipeline import Pipeline, RetrievalPipeline
 from threadline.services.assistants import AssistantService
 from threadline.services.catalog import Services
 from threadline.services.files import FileService
-from threadline.services.ingestion import IngestionWorker, Pipeline
+from threadline.services.ingestion import IngestionWorker
 from threadline.services.keys import KeyService
 from threadline.services.messages import MessageService
-from threadline.services.placeholder_pipeline import PlaceholderPipeline
 from threadline.services.references import References
 from threadline.services.runs import RunService
 from threadline.services.threads import ThreadService
@@ -28,11 +32,11 @@ from threadline.storage.db import Database
 
 
 def build_pipeline(settings: Settings, db: Database) -> Pipeline:
-    """What vector store ingestion and search run on.
-
-    PLACEHOLDER: plain text, whitespace chunks, an in-memory index; the retrieval
-    library (``threadline.retrieval``) replaces it here."""
-    return PlaceholderPipeline()
+    """What vector store ingestion and search run on: the retrieval library, with
+    the embedder the settings name and the runs' tokenizer (``o200k_base``)."""
+    return RetrievalPipeline(
+        open_index(db), make_embedder(settings), OrdinaryTokenizer(get_encoding("o200k_base"))
+    )
 
 
 def build_services(

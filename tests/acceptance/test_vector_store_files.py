@@ -13,7 +13,7 @@ from typing import Any, cast
 import openai
 import pytest
 
-from threadline.services.placeholder_pipeline import PlaceholderPipeline
+from tests.support.memory_pipeline import MemoryPipeline
 from threadline.settings import Settings
 from threadline.testing import serve_in_thread
 from threadline.wiring import build_services
@@ -254,7 +254,7 @@ def test_bad_batches_are_400(
         assert error["param"] == param
 
 
-class GatedPipeline(PlaceholderPipeline):
+class GatedPipeline(MemoryPipeline):
     """Parses only once the test opens the gate: files stay ``in_progress`` until then."""
 
     def __init__(self) -> None:

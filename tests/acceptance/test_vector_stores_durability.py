@@ -31,11 +31,11 @@ import asyncio, sys
 from pathlib import Path
 import uvicorn
 from threadline.app import create_app
-from threadline.services.placeholder_pipeline import PlaceholderPipeline
+from tests.support.memory_pipeline import MemoryPipeline
 from threadline.settings import Settings
 from threadline.wiring import build_services
 
-class StuckPipeline(PlaceholderPipeline):
+class StuckPipeline(MemoryPipeline):
     async def parse(self, data: bytes, filename: str) -> str:
         Path(sys.argv[2]).write_text(filename)
         await asyncio.Event().wait()

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.memory_pipeline import MemoryPipeline
 from threadline.errors import InvalidRequestError
 from threadline.schemas.vector_store import CreateVectorStoreRequest, SearchRequest
 from threadline.services.ingestion import Hit, IngestionWorker
-from threadline.services.placeholder_pipeline import PlaceholderPipeline
 from threadline.services.references import References
 from threadline.services.vector_stores import VectorStoreService
 from threadline.storage.blobs import LocalBlobStore
@@ -31,7 +31,7 @@ class ManualClock:
         return self.at
 
 
-class RecordingPipeline(PlaceholderPipeline):
+class RecordingPipeline(MemoryPipeline):
     """The placeholder, remembering the searches it was asked for."""
 
     def __init__(self) -> None:

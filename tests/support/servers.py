@@ -59,12 +59,14 @@ def postgres_database() -> Iterator[str]:
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **overrides: object) -> Settings:
-    """Settings of a test server: the two test projects' keys, the scripted model."""
+    """Settings of a test server: the two test projects' keys, the scripted model,
+    the deterministic embedder."""
     values: dict[str, object] = {
         "data_dir": data_dir,
         "database_url": database_url,
         "api_keys": STATIC_KEYS,
         "model_backend": "scripted",
+        "embedder": "hash",
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -16,91 +16,23 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from threadline.domain.clock import SYSTEM_CLOCK, Clock
 from threadline.domain.limits import INGEST_MAX_ATTEMPTS
+from threadline.retrieval.pipeline import Attributes as Attributes
+from threadline.retrieval.pipeline import FileRejected as FileRejected
+from threadline.retrieval.pipeline import Hit as Hit
+from threadline.retrieval.pipeline import Pipeline as Pipeline
 from threadline.storage import objects
 from threadline.storage import vector_stores as store
 from threadline.storage.blobs import BlobStore
 from threadline.storage.db import Database
 
 log = logging.getLogger("threadline.ingestion")
-Attributes = Mapping[str, str | float | bool]
 FailureCode = Literal["unsupported_file", "invalid_file", "server_error"]
 LARGE_FILE_CHUNKS = 200
 """From this many chunks on, ingestion logs its progress."""
-
-
-class FileRejected(Exception):
-    """A pipeline cannot take this file: its format is not supported
-    (``unsupported_file``) or it is unreadable (``invalid_file``)."""
-
-    def __init__(self, code: Literal["unsupported_file", "invalid_file"], message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result: a chunk of a file, scored 0..1 (higher is better)."""
-
-    file_id: str
-    filename: str
-    text: str
-    score: float
-    attributes: Attributes
-
-
-class Pipeline(Protocol):
-    """What ingestion and search run on (the retrieval library, in production)."""
-
-    async def parse(self, data: bytes, filename: str) -> str:
-        """The file's text; raises ``FileRejected``."""
-        ...
-
-    async def chunk(self, text: str, max_tokens: int, overlap_tokens: int) -> list[str]: ...
-
-    async def embed(self, texts: Sequence[str]) -> Any:
-        """One L2-normalised row per text."""
-        ...
-
-    async def index(
-        self,
-        vector_store_id: str,
-        file_id: str,
-        filename: str,
-        chunks: Sequence[str],
-        embeddings: Any,
-        attributes: Attributes,
-    ) -> None:
-        """Hold ``chunks`` for the file, replacing whatever it held for it before."""
-        ...
-
-    async def delete_file(self, vector_store_id: str, file_id: str) -> None: ...
-
-    async def delete_store(self, vector_store_id: str) -> None: ...
-
-    async def set_attributes(
-        self, vector_store_id: str, file_id: str, attributes: Attributes
-    ) -> None: ...
-
-    async def search(
-        self,
-        vector_store_ids: Sequence[str],
-        query: str,
-        *,
-        max_results: int,
-        filters: Mapping[str, Any] | None,
-        score_threshold: float,
-        ranker: str,
-    ) -> list[Hit]:
-        """Best first; raises ``InvalidRequestError`` (param ``filters``) for a
-        filter it cannot apply."""
-        ...
 
 
 class IngestionWorker:

@@ -90,8 +90,8 @@ class VectorStoreFileService:
             chunking = resolved_chunking(entry.chunking_strategy)
             data = new_file(entry.file_id, store_id, now, chunking, entry.attributes)
             if entry.file_id in present:
-                # Added again: ingested again, with the new chunking and attributes.
-                await self.pipeline.delete_file(store_id, entry.file_id)
+                # Added again: ingested again, with the new chunking and attributes
+                # (what the index held for it is replaced when it is indexed anew).
                 await store.delete_file(conn, project, store_id, entry.file_id)
             await store.insert_file(conn, project, data, batch_id)
             added.append(data)
@@ -139,7 +139,7 @@ class VectorStoreFileService:
             data = await store.files.get(conn, project, file_id, vector_store_id=store_id)
             data["attributes"] = dict(attributes) if attributes is not None else {}
             await store.save_file(conn, data)
-            await self.pipeline.set_attributes(store_id, file_id, data["attributes"])
+        await self.pipeline.set_attributes(store_id, file_id, data["attributes"])
         return data
 
     async def delete(self, project: str, store_id: str, file_id: str) -> dict[str, Any]:

@@ -1,10 +1,10 @@
-"""PLACEHOLDER ingestion pipeline, replaced by the retrieval library
-(``threadline.retrieval``: parsers, token chunking, embedders, hybrid index).
+"""An in-memory ``Pipeline`` for tests that need to hold ingestion at a chosen
+point (subclasses gate or stall ``parse``) or record what search was asked.
 
 It takes UTF-8 text files only, chunks on whitespace (a word stands for a token),
 embeds nothing, and keeps chunks in this process's memory, scored by the share of
-query words they contain. It exists so that the vector store API works end to end
-before the real pipeline is wired in ``threadline.wiring``; it applies no filters.
+query words they contain; it applies no filters. The server's own pipeline is
+``threadline.retrieval.pipeline.RetrievalPipeline``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from threadline.services.ingestion import Attributes, FileRejected, Hit
+from threadline.retrieval.pipeline import Attributes, FileRejected, Hit
 
 TEXT_EXTENSIONS = frozenset(
     {
@@ -35,7 +35,7 @@ class _Chunk:
     attributes: Attributes
 
 
-class PlaceholderPipeline:
+class MemoryPipeline:
     def __init__(self) -> None:
         self._stores: dict[str, dict[str, list[_Chunk]]] = {}
 
