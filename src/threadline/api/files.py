@@ -5,16 +5,43 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from threadline.api.deps import ProjectDep, ServicesDep
 from threadline.schemas.common import DeletionStatus, ListResponse
 from threadline.schemas.file import FileObject
+from threadline.storage.blobs import BlobReader
 from threadline.storage.repository import PageParams
 
 router = APIRouter(prefix="/files", tags=["Files"])
 
 FILES_LIMIT_MAX = 10_000
+
+
+class BlobResponse(Response):
+    """Sends an opened blob whole (as promised by ``Content-Length``) and closes it,
+    also when the client goes away part way."""
+
+    media_type = "application/octet-stream"
+
+    def __init__(self, reader: BlobReader, name: str) -> None:
+        super().__init__(
+            headers={
+                "Content-Length": str(reader.size),
+                "Content-Disposition": f'attachment; filename="{name}"',
+            }
+        )
+        self.reader = reader
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for chunk in self.reader.chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await self.reader.aclose()
 
 
 @router.post("", response_model=FileObject)
@@ -50,14 +77,7 @@ async def delete_file(file_id: str, project: ProjectDep, services: ServicesDep) 
     return await services.files.delete(project, file_id)
 
 
-@router.get("/{file_id}/content", response_class=StreamingResponse)
+@router.get("/{file_id}/content", response_class=BlobResponse)
 async def download_file(file_id: str, project: ProjectDep, services: ServicesDep) -> Any:
-    data, chunks = await services.files.content(project, file_id)
-    return StreamingResponse(
-        chunks,
-        media_type="application/octet-stream",
-        headers={
-            "Content-Length": str(data["bytes"]),
-            "Content-Disposition": f'attachment; filename="{data["id"]}"',
-        },
-    )
+    data, reader = await services.files.content(project, file_id)
+    return BlobResponse(reader, data["id"])
