@@ -9,6 +9,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import pydantic
+import sqlalchemy.exc
+
+from threadline.errors import ThreadlineError
 from threadline.services.container import Services
 from threadline.settings import Settings
 
@@ -78,18 +82,32 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; a failure is one line on stderr and exit status 1."""
     args = parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except pydantic.ValidationError as exc:
+        return _fail(f"invalid settings: {exc}")
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
     if args.command == "serve":
         return _serve(settings, args)
-    if args.command == "migrate":
-        asyncio.run(_migrate(settings))
-    else:
-        asyncio.run(_keys(settings, args))
+    try:
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        else:
+            asyncio.run(_keys(settings, args))
+    except ThreadlineError as exc:
+        return _fail(exc.message)
+    except (OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        return _fail(f"cannot use the database: {exc}")
     return 0
+
+
+def _fail(message: str) -> int:
+    print(f"threadline: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
