@@ -21,19 +21,24 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from threadline.app import create_app
+    from threadline.server import config
 
     if args.host:
         settings.host = args.host
     if args.port is not None:
         settings.port = args.port
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
+    server = uvicorn.Server(
+        config(
+            create_app(settings),
+            settings,
+            settings.host,
+            settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=10,
+        )
     )
+    server.run()
     return 0
 
 

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     log_level: str = "info"
+    request_head_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A request's line and headers must arrive within this long (slow clients)."""
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """The longest wait between two pieces of a request body before the connection
+    is closed."""
 
     # --- runs -------------------------------------------------------------------
     run_expires_seconds: int = Field(default=600, ge=1)
