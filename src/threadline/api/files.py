@@ -63,7 +63,7 @@ async def list_files(
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
 ) -> Any:
-    params = PageParams(limit=limit, order=order, after=after)
+    params = PageParams(limit=limit, order=order, after=after or None)
     return (await services.files.list(project, params, purpose)).envelope()
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from threadline.api.deps import PageDep, ProjectDep, ServicesDep
+from threadline.api.deps import Include, PageDep, ProjectDep, ServicesDep
 from threadline.api.requests import JSONRoute
 from threadline.api.streaming import run_stream, snapshot_events
 from threadline.domain.run_status import RunStatus
@@ -21,7 +21,6 @@ from threadline.schemas.run import (
 
 router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["Assistants"], route_class=JSONRoute)
 thread_and_run = APIRouter(tags=["Assistants"], route_class=JSONRoute)
-Include = Annotated[list[str] | None, Query(alias="include[]")]
 
 
 @thread_and_run.post("/threads/runs", response_model=Run)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from threadline.domain import limits
-from threadline.schemas.common import Request
+from threadline.schemas.common import Integer, Request, not_null
 
 
 class FunctionDefinition(Request):
@@ -23,9 +23,9 @@ class RankingOptions(Request):
 
 
 class FileSearchOptions(Request):
-    max_num_results: Annotated[int, Field(ge=1, le=limits.FILE_SEARCH_MAX_NUM_RESULTS)] | None = (
-        None
-    )
+    max_num_results: (
+        Annotated[Integer, Field(ge=1, le=limits.FILE_SEARCH_MAX_NUM_RESULTS)] | None
+    ) = None
     ranking_options: RankingOptions | None = None
 
 
@@ -75,6 +75,8 @@ class FileSearchResources(Request):
 class ToolResources(Request):
     code_interpreter: CodeInterpreterResources | None = None
     file_search: FileSearchResources | None = None
+
+    _present = field_validator("code_interpreter", "file_search", mode="before")(not_null)
 
 
 class JsonSchemaFormat(Request):
