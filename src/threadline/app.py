@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from threadline import __version__
-from threadline.api import assistants, errors, files, messages, runs, steps, threads
+from threadline.api import assistants, errors, files, messages, openapi, runs, steps, threads
 from threadline.api.limits import BodySizeLimit
 from threadline.api.requests import RefuseUnstorableURL
 from threadline.services.container import Services
@@ -54,6 +54,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(runs.thread_and_run, prefix="/v1")
     for module in (runs, steps, messages, threads, assistants, files):
         app.include_router(module.router, prefix="/v1")
+
+    openapi.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from threadline.api.validation import validation_error
 from threadline.errors import (
@@ -25,6 +26,20 @@ __all__ = ["install", "validation_error"]
 
 def _render(exc: ThreadlineError, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(exc.envelope(), status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (Starlette's own
+    ``Allow`` names only those of the first route whose path matched)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def install(app: FastAPI) -> None:
@@ -47,6 +62,7 @@ def install(app: FastAPI) -> None:
             error = MethodNotAllowedError(
                 f"Invalid method for URL ({request.method} {request.url.path})"
             )
+            return _render(error, {"Allow": ", ".join(allowed_methods(request))})
         else:
             error = InvalidRequestError(str(exc.detail))
             error.status_code = exc.status_code  # type: ignore[misc]

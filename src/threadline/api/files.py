@@ -25,18 +25,25 @@ class BlobResponse(Response):
 
     media_type = "application/octet-stream"
 
-    def __init__(self, reader: BlobReader, name: str) -> None:
+    def __init__(self, reader: BlobReader, name: str, status_code: int = 200) -> None:
         super().__init__(
+            status_code=status_code,
             headers={
                 "Content-Length": str(reader.size),
                 "Content-Disposition": f'attachment; filename="{name}"',
-            }
+            },
         )
         self.reader = reader
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
             async for chunk in self.reader.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
