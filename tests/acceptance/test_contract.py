@@ -157,3 +157,9 @@ def test_a_body_that_is_not_utf8_is_refused(client: openai.OpenAI) -> None:
         error = _error(response)
         assert error["message"].startswith("We could not parse the JSON body of your request.")
     assert http(client).post("/assistants", content=text.encode()).status_code == 200
+
+
+def test_a_field_named_like_its_objects_type_stays_in_the_path(client: openai.OpenAI) -> None:
+    body = {"assistant_id": "asst_x", "tool_choice": {"type": "function", "function": {"name": ""}}}
+    error = _error(http(client).post("/threads/runs", json=body))
+    assert (error["param"], error["code"]) == ("tool_choice.function.name", "empty_string")

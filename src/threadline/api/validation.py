@@ -81,7 +81,11 @@ def _param(loc: Sequence[Any], body: Any = None) -> str | None:
             tag_skipped = False
             continue
         if isinstance(value, dict):
-            if not tag_skipped and part == value.get("type") and not last:
+            following = None if last else parts[index + 1]
+            # The tag, or a field named like it (`tool_choice.function.name`): a tag
+            # is followed by a key of this same object.
+            tagged = part not in value or following in value
+            if not tag_skipped and part == value.get("type") and not last and tagged:
                 tag_skipped = True  # the discriminator's tag, inserted before the fields
                 continue
             if part in value:
