@@ -10,7 +10,7 @@ from starlette.types import Receive, Scope, Send
 
 from threadline.api.deps import ProjectDep, ServicesDep
 from threadline.schemas.common import DeletionStatus, ListResponse
-from threadline.schemas.file import FileObject
+from threadline.schemas.file import UPLOAD_PURPOSES, FileObject
 from threadline.storage.blobs import BlobReader
 from threadline.storage.repository import PageParams
 
@@ -54,7 +54,7 @@ class BlobResponse(Response):
 @router.post("", response_model=FileObject)
 async def upload_file(
     file: Annotated[UploadFile, File()],
-    purpose: Annotated[str, Form()],
+    purpose: Annotated[str, Form(json_schema_extra={"enum": list(UPLOAD_PURPOSES)})],
     project: ProjectDep,
     services: ServicesDep,
 ) -> Any:

@@ -71,6 +71,18 @@ _SCHEMAS: dict[str, Any] = {
             "code": {"type": ["string", "null"]},
         },
     },
+    "ServerSentEvent": {
+        "type": "object",
+        "description": "One event of a run's stream (OpenAI's `AssistantStreamEvent`): "
+        "`data` is the JSON of the object the event names; the stream ends with "
+        "`event: done` / `data: [DONE]` when the run pauses or ends.",
+        "required": ["event", "data"],
+        "properties": {
+            "id": {"type": "string", "description": "The event's sequence number in the run."},
+            "event": {"type": "string"},
+            "data": {"type": "string"},
+        },
+    },
     "ErrorResponse": {
         "type": "object",
         "required": ["error"],
@@ -78,14 +90,7 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
-_EVENT_STREAM = {
-    "schema": {
-        "type": "string",
-        "description": "Server-sent events: `id:`, `event:` and `data:` lines per event "
-        "(OpenAI's `AssistantStreamEvent`s), ending with `event: done` / `data: [DONE]` "
-        "when the run pauses or ends.",
-    }
-}
+_EVENT_STREAM = {"schema": {"$ref": "#/components/schemas/ServerSentEvent"}}
 
 _OPENAI_BETA = {
     "name": "OpenAI-Beta",

@@ -25,8 +25,10 @@ def _integral(value: object) -> object:
     return value
 
 
-Integer = Annotated[int, BeforeValidator(_integral)]
-"""An integer field of a request: any JSON number without a fractional part."""
+INTEGRAL = BeforeValidator(_integral)
+"""For an integer field of a request, after its constraints (so that the schema
+keeps them): ``Annotated[int, Field(ge=1), INTEGRAL]`` takes any JSON number
+without a fractional part."""
 
 
 def not_null(value: object) -> object:
