@@ -1,7 +1,8 @@
-"""Schemathesis against the server's own OpenAPI document, for the assistants,
-threads, messages and files operations, on both engines: whatever it sends (valid
-requests and deliberately invalid ones) no response is a 5xx, and every 200
-conforms to the documented response schema.
+"""Schemathesis against the server's own OpenAPI document, every operation, on both
+engines, with all of schemathesis's checks: no 5xx, every status, content type,
+header and body documented, valid data accepted and invalid data refused, auth
+not ignored, ``Allow`` right on a 405. What it finds either is fixed or is in
+``ALLOWED`` with the reason.
 
 Bounded: ``MAX_EXAMPLES`` per operation and generation mode, once with generated
 path parameters and once with the ids of real objects. The number of requests sent
@@ -9,52 +10,104 @@ is printed (``-s`` shows it) and checked."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import re
+from dataclasses import dataclass
+from typing import Any
 
 import openai
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
-
-from conftest import ENGINES, KEY_A, Served, serve
+from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.result import Err
 
 MAX_EXAMPLES = 25
-PATHS = (
-    r"^/v1/(assistants(/\{assistant_id\})?"
-    r"|threads(/\{thread_id\}(/messages(/\{message_id\})?)?)?"
-    r"|files(/\{file_id\}(/content)?)?)$"
+OPERATIONS = 29  # OpenAI's 28 Assistants and Files operations, and resumeRunEvents
+
+REJECTED = "Schema-valid request rejected"
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """A finding that is not a defect: a failure ``title`` on a response whose error
+    message matches ``message``, and why."""
+
+    title: str
+    message: str
+    reason: str
+
+    def covers(self, failure: Failure, error: str) -> bool:
+        return failure.title == self.title and re.search(self.message, error, re.DOTALL) is not None
+
+
+ALLOWED = (
+    Allowed(
+        REJECTED,
+        r"null character or an unpaired surrogate",
+        "Text with NUL or a lone surrogate is valid JSON Schema input but cannot be "
+        "stored (PostgreSQL text holds no NUL; a lone surrogate has no UTF-8 form): "
+        "refused with a 400 naming the field rather than stored differently.",
+    ),
+    Allowed(
+        REJECTED,
+        r"^Invalid '(after|before)': no [\w ]+ with id '.*' in this list\.$",
+        "A cursor must name an object of the list; any string is schema-valid, but "
+        "OpenAI's service also refused cursors that name nothing.",
+    ),
+    Allowed(
+        REJECTED,
+        r"^(Cannot cancel run with status|Runs in status .* do not accept tool outputs)",
+        "Depends on the run's state (already ended, not waiting for outputs), which "
+        "no schema can say; OpenAI's service answered these with a 400 too.",
+    ),
+    Allowed(
+        REJECTED,
+        r"through 'tool_resources.file_search.vector_stores' is not supported yet",
+        "Vector stores made inline with a thread or an assistant are not supported "
+        "yet (400 unsupported_parameter); vector stores made first are.",
+    ),
+    Allowed(
+        REJECTED,
+        r"^Invalid '.*': no file with id '.*'\.$",
+        "A referenced file must exist in the project: state, not shape.",
+    ),
 )
-AUTH = {"Authorization": f"Bearer {KEY_A}"}
-CHECKS = [not_a_server_error, response_schema_conformance]
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def fuzzed(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
-    data_dir: Path = tmp_path_factory.mktemp(f"fuzz-{request.param}")
-    with serve(request.param, data_dir) as served:
-        yield served
+def _allowed(failure: Failure, response: Any) -> bool:
+    try:
+        error = str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    return any(allowed.covers(failure, error) for allowed in ALLOWED)
 
 
 def real_ids(client: openai.OpenAI) -> dict[str, str]:
     """Objects for the fuzzer to aim at, so that it reaches past the 404s."""
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+    )
     return {
-        "assistant_id": client.beta.assistants.create(model="gpt-4o").id,
+        "assistant_id": assistant.id,
         "thread_id": thread.id,
         "message_id": client.beta.threads.messages.list(thread.id).data[0].id,
+        "run_id": run.id,
+        "step_id": client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0].id,
         "file_id": client.files.create(file=("a.txt", b"abc"), purpose="assistants").id,
     }
 
 
-def fuzz(strategy: st.SearchStrategy[schemathesis.Case], root: str, sent: dict[str, int]) -> None:
-    """Send ``MAX_EXAMPLES`` cases drawn from ``strategy``; fail on any check."""
+def fuzz(
+    strategy: st.SearchStrategy[schemathesis.Case[Any]],
+    root: str,
+    auth: dict[str, str],
+    sent: dict[str, int],
+    found: dict[tuple[str, str], list[str]],
+) -> None:
+    """Send ``MAX_EXAMPLES`` cases drawn from ``strategy``; collect what is not allowed."""
 
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -65,26 +118,42 @@ def fuzz(strategy: st.SearchStrategy[schemathesis.Case], root: str, sent: dict[s
         suppress_health_check=list(HealthCheck),
     )
     @given(case=strategy)
-    def run(case: schemathesis.Case) -> None:
-        response = case.call(base_url=root, headers=AUTH, timeout=30)
-        sent[case.operation.label] = sent.get(case.operation.label, 0) + 1
-        case.validate_response(response, checks=CHECKS)
+    def run(case: schemathesis.Case[Any]) -> None:
+        response = case.call(base_url=root, headers=auth, timeout=30)
+        label = case.operation.label
+        sent[label] = sent.get(label, 0) + 1
+        failures: list[Failure]
+        try:
+            case.validate_response(response, headers=auth)
+        except FailureGroup as group:
+            failures = [e for e in group.exceptions if isinstance(e, Failure)]
+        except Failure as single:
+            failures = [single]
+        else:
+            return
+        for failure in (f for f in failures if not _allowed(f, response)):
+            found.setdefault((label, failure.title), []).append(
+                f"{failure.message[:300]}\n{response.text[:400]}\n{case.as_curl_command(auth)}"
+            )
 
     run()
 
 
-def test_no_input_makes_a_server_error(fuzzed: Served) -> None:
-    root = fuzzed.url.removesuffix("/v1")
-    schema = schemathesis.openapi.from_url(f"{root}/openapi.json").include(path_regex=PATHS)
-    operations = [result.ok() for result in schema.get_all_operations()]
+def test_the_server_keeps_its_own_contract(own_server: Any) -> None:
+    client = own_server.client()
+    auth = {"Authorization": f"Bearer {client.api_key}"}
+    root = own_server.url.removesuffix("/v1")
+    schema = schemathesis.openapi.from_url(f"{root}/openapi.json")
+    operations = [_operation(result) for result in schema.get_all_operations()]
     labels = sorted(op.label for op in operations)
-    assert len(labels) == 19, labels  # 5 assistants, 4 threads, 5 messages, 5 files
+    assert len(labels) == OPERATIONS, labels
     sent: dict[str, int] = {}
+    found: dict[tuple[str, str], list[str]] = {}
 
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             for aimed in (False, True):
-                ids = real_ids(fuzzed.client()) if aimed else {}
+                ids = real_ids(client) if aimed else {}
                 wanted = {
                     name: value for name, value in ids.items() if "{" + name + "}" in operation.path
                 }
@@ -93,12 +162,23 @@ def test_no_input_makes_a_server_error(fuzzed: Served) -> None:
                 if mode.is_negative and not (len(operation.body) or len(operation.query)):
                     continue  # a path and the key: nothing that can be made invalid
                 strategy = operation.as_strategy(
-                    generation_mode=mode, path_parameters=wanted or None, headers=AUTH
+                    generation_mode=mode, path_parameters=wanted or None, headers=auth
                 )
-
-                fuzz(strategy, root, sent)
+                fuzz(strategy, root, auth, sent, found)
 
     total = sum(sent.values())
     print(f"\nschemathesis: {total} requests over {len(sent)} operations: {sent}")
+    report = [
+        f"{label}: {title} ({len(seen)}x), e.g.\n{seen[0]}"
+        for (label, title), seen in found.items()
+    ]
+    assert not found, "\n\n".join(report)
     assert set(sent) == set(labels)
     assert total >= len(labels) * MAX_EXAMPLES
+
+
+def _operation(result: Any) -> Any:
+    """An operation of the schema (``Ok``), or the reason it could not be read."""
+    if isinstance(result, Err):
+        raise AssertionError(f"unreadable operation: {result.err()}")
+    return result.ok()
