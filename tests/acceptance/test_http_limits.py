@@ -141,3 +141,19 @@ def test_well_formed_requests_still_work(server: str) -> None:
             sock.sendall(request.encode())
             assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
             time.sleep(HEAD_TIMEOUT * 1.5)
+
+
+def test_a_body_that_keeps_coming_is_not_cut_off(server: str) -> None:
+    body = json.dumps({"model": "gpt-4o", "name": "slow but steady"}).encode()
+    with _connect(server) as sock:
+        sock.sendall(
+            b"POST /v1/assistants HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {KEY}\r\n".encode()
+            + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        )
+        pieces = [body[i : i + 8] for i in range(0, len(body), 8)]
+        for piece in pieces:  # longer in all than the deadline, never a gap as long
+            time.sleep(BODY_TIMEOUT / 3)
+            sock.sendall(piece)
+        assert len(pieces) * BODY_TIMEOUT / 3 > BODY_TIMEOUT
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
