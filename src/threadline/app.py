@@ -15,6 +15,7 @@ from threadline.api import (
     errors,
     files,
     messages,
+    openapi,
     runs,
     steps,
     threads,
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(module.router, prefix="/v1")
     app.include_router(vector_store_files.router, prefix="/v1")
     app.include_router(vector_stores.router, prefix="/v1")
+
+    openapi.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

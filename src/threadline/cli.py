@@ -9,6 +9,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import pydantic
+import sqlalchemy.exc
+
+from threadline.errors import ThreadlineError
 from threadline.settings import Settings
 from threadline.wiring import build_services
 
@@ -17,19 +21,24 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from threadline.app import create_app
+    from threadline.server import config
 
     if args.host:
         settings.host = args.host
     if args.port is not None:
         settings.port = args.port
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
+    server = uvicorn.Server(
+        config(
+            create_app(settings),
+            settings,
+            settings.host,
+            settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=10,
+        )
     )
+    server.run()
     return 0
 
 
@@ -78,18 +87,32 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; a failure is one line on stderr and exit status 1."""
     args = parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except pydantic.ValidationError as exc:
+        return _fail(f"invalid settings: {exc}")
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
     if args.command == "serve":
         return _serve(settings, args)
-    if args.command == "migrate":
-        asyncio.run(_migrate(settings))
-    else:
-        asyncio.run(_keys(settings, args))
+    try:
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        else:
+            asyncio.run(_keys(settings, args))
+    except ThreadlineError as exc:
+        return _fail(exc.message)
+    except (OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        return _fail(f"cannot use the database: {exc}")
     return 0
+
+
+def _fail(message: str) -> int:
+    print(f"threadline: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

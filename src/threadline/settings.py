@@ -30,9 +30,17 @@ class Settings(BaseSettings):
     api_keys: str = ""
     """Static keys, comma separated: ``KEY`` (project ``default``) or ``PROJECT:KEY``.
     Keys made with ``threadline keys create`` live in the database and add to these."""
+    key_cache_seconds: float = Field(default=1.0, ge=0)
+    """How long a server trusts its copy of the stored keys: a key revoked (or made)
+    by another process counts within this many seconds."""
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     log_level: str = "info"
+    request_head_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A request's line and headers must arrive within this long (slow clients)."""
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """The longest wait between two pieces of a request body before the connection
+    is closed."""
 
     # --- runs -------------------------------------------------------------------
     run_expires_seconds: int = Field(default=600, ge=1)

@@ -67,7 +67,7 @@ def build_services(
         db=db,
         bus=bus,
         backend=model,
-        keys=KeyService(db, settings.static_keys()),
+        keys=KeyService(db, settings.static_keys(), settings.key_cache_seconds),
         assistants=AssistantService(db, refs),
         threads=threads,
         messages=MessageService(db, refs),

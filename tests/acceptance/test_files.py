@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 import httpx
@@ -122,3 +123,19 @@ def test_upload_of_a_referenced_file_is_usable_everywhere(client: openai.OpenAI)
     assert assistant.tool_resources.code_interpreter.file_ids == [uploaded.id]
     message = client.beta.threads.messages.list(thread.id).data[0]
     assert message.attachments[0].file_id == uploaded.id
+
+
+def test_delete_during_a_download_leaves_the_download_whole(own_server: Served) -> None:
+    client = own_server.client()
+    content = os.urandom(16 * 1024 * 1024)  # more than the loopback buffers hold
+    uploaded = client.files.create(file=("big.bin", content), purpose="assistants")
+    with client.files.with_streaming_response.content(uploaded.id) as response:
+        assert response.headers["content-length"] == str(len(content))
+        chunks = response.iter_bytes(64 * 1024)
+        received = next(chunks)
+        assert client.files.delete(uploaded.id).deleted is True
+        received += b"".join(chunks)
+    assert received == content
+    with pytest.raises(openai.NotFoundError):
+        client.files.content(uploaded.id)
+    assert not [p for p in own_server.stored_files() if p.name == uploaded.id]

@@ -170,6 +170,23 @@ def test_max_completion_tokens_makes_it_incomplete(client: openai.OpenAI) -> Non
     assert step["usage"] == stored["usage"]
 
 
+@pytest.mark.parametrize("budget", [127_990, 128_000, 200_000])
+def test_a_completion_budget_larger_than_the_context_is_for_the_whole_run(
+    client: openai.OpenAI, budget: int
+) -> None:
+    assistant = new_assistant(client)
+    thread_id = scripted_thread(client, "short answer")
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread_id,
+        assistant_id=assistant,
+        max_completion_tokens=budget,
+        poll_interval_ms=POLL_MS,
+    )
+    assert (run.status, run.last_error) == ("completed", None)
+    (message,) = run_messages_json(client, thread_id, run.id)
+    assert message_text(message) == "short answer"
+
+
 def test_a_huge_message_over_max_prompt_tokens_makes_it_incomplete(
     client: openai.OpenAI,
 ) -> None:

@@ -27,6 +27,7 @@ from tests.support.runs import (
     scripted_thread,
     stream_get,
     stream_post,
+    wait_for,
     weather_call,
 )
 
@@ -308,3 +309,20 @@ def test_a_cancel_reaches_the_open_stream(client: openai.OpenAI) -> None:
     events = check_stream(head + rest)
     assert names(events) == [*OPENING, "thread.run.cancelling", "thread.run.cancelled"]
     assert events[-1].json()["cancelled_at"] is not None
+
+
+def test_a_cursor_past_the_last_event_ends_with_the_run(client: openai.OpenAI) -> None:
+    assistant = new_assistant(client)
+    thread_id = scripted_thread(client, {"hang": True})
+    run = client.beta.threads.runs.create(thread_id, assistant_id=assistant)
+    wait_for(client, thread_id, run.id, "in_progress")
+    events = f"/threads/{thread_id}/runs/{run.id}/events"
+    with http(client).stream("GET", f"{events}?after=1000") as response:
+        assert response.status_code == 200
+        client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
+        rest = list(iter_sse(response.iter_lines()))
+    assert names(check_stream(rest)) == ["thread.run.cancelling", "thread.run.cancelled"]
+    # Once the run has ended, such a cursor gets the end of the stream at once.
+    for headers in ({}, {"Last-Event-ID": "1000"}):
+        path = events if headers else f"{events}?after=1000"
+        assert stream_get(client, path, **headers) == [SSE(None, "done", "[DONE]")]

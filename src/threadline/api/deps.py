@@ -32,13 +32,18 @@ async def page_params(
     after: str | None = None,
     before: str | None = None,
 ) -> PageParams:
-    return PageParams(limit=limit, order=order, after=after, before=before)
+    # An empty cursor (`?after=`) is no cursor, as OpenAI's service read it.
+    return PageParams(limit=limit, order=order, after=after or None, before=before or None)
 
 
 async def _services(request: Request) -> Services:
     # async: FastAPI would run a plain function in its thread pool, a hop per request.
     return get_services(request)
 
+
+INCLUDABLE = Literal["step_details.tool_calls[*].file_search.results[*].content"]
+"""What ``include[]`` may ask for on runs and run steps (the spec's enum)."""
+Include = Annotated[list[INCLUDABLE] | None, Query(alias="include[]")]
 
 ServicesDep = Annotated[Services, Depends(_services)]
 ProjectDep = Annotated[str, Depends(get_project)]

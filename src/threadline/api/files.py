@@ -5,22 +5,56 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from threadline.api.deps import ProjectDep, ServicesDep
 from threadline.domain.pages import PageParams
 from threadline.schemas.common import DeletionStatus, ListResponse
-from threadline.schemas.file import FileObject
+from threadline.schemas.file import UPLOAD_PURPOSES, FileObject
+from threadline.storage.blobs import BlobReader
 
 router = APIRouter(prefix="/files", tags=["Files"])
 
 FILES_LIMIT_MAX = 10_000
 
 
+class BlobResponse(Response):
+    """Sends an opened blob whole (as promised by ``Content-Length``) and closes it,
+    also when the client goes away part way."""
+
+    media_type = "application/octet-stream"
+
+    def __init__(self, reader: BlobReader, name: str, status_code: int = 200) -> None:
+        super().__init__(
+            status_code=status_code,
+            headers={
+                "Content-Length": str(reader.size),
+                "Content-Disposition": f'attachment; filename="{name}"',
+            },
+        )
+        self.reader = reader
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in self.reader.chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await self.reader.aclose()
+
+
 @router.post("", response_model=FileObject)
 async def upload_file(
     file: Annotated[UploadFile, File()],
-    purpose: Annotated[str, Form()],
+    purpose: Annotated[str, Form(json_schema_extra={"enum": list(UPLOAD_PURPOSES)})],
     project: ProjectDep,
     services: ServicesDep,
 ) -> Any:
@@ -36,7 +70,7 @@ async def list_files(
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
 ) -> Any:
-    params = PageParams(limit=limit, order=order, after=after)
+    params = PageParams(limit=limit, order=order, after=after or None)
     return (await services.files.list(project, params, purpose)).envelope()
 
 
@@ -50,14 +84,7 @@ async def delete_file(file_id: str, project: ProjectDep, services: ServicesDep) 
     return await services.files.delete(project, file_id)
 
 
-@router.get("/{file_id}/content", response_class=StreamingResponse)
+@router.get("/{file_id}/content", response_class=BlobResponse)
 async def download_file(file_id: str, project: ProjectDep, services: ServicesDep) -> Any:
-    data, chunks = await services.files.content(project, file_id)
-    return StreamingResponse(
-        chunks,
-        media_type="application/octet-stream",
-        headers={
-            "Content-Length": str(data["bytes"]),
-            "Content-Disposition": f'attachment; filename="{data["id"]}"',
-        },
-    )
+    data, reader = await services.files.content(project, file_id)
+    return BlobResponse(reader, data["id"])

@@ -2,6 +2,7 @@
 
 - A JSON endpoint parses its body as JSON whatever the ``Content-Type`` says (or when
   there is none): ``curl -d`` and hand-rolled clients worked against OpenAI.
+- A body is UTF-8 (RFC 8259); UTF-16 or UTF-32 is refused as unparsable.
 - ``NaN``, ``Infinity`` and numbers too large for a double are not JSON: the body is
   refused as unparsable instead of being stored (PostgreSQL cannot hold them).
 - Text that storage cannot hold (the NUL character, lone UTF-16 surrogates) is
@@ -21,6 +22,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from threadline.api.validation import key_path
 from threadline.errors import InvalidRequestError
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -66,7 +68,7 @@ def check_text(value: Any, path: str = "", depth: int = 0) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             check_text(key, path, depth)
-            check_text(item, f"{path}.{key}" if path else str(key), depth + 1)
+            check_text(item, key_path(path, str(key)), depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             check_text(item, f"{path}[{index}]", depth + 1)
@@ -75,12 +77,14 @@ def check_text(value: Any, path: str = "", depth: int = 0) -> None:
 def parse_json(body: bytes) -> Any:
     """``json.loads`` as strict as OpenAI's parser; storable text only."""
     try:
-        value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite)
+        # UTF-8 only (RFC 8259): `json.loads` would guess UTF-16 and UTF-32 from bytes.
+        text = body.decode("utf-8")
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
     except RecursionError:
         raise _too_deep("") from None
     except json.JSONDecodeError:
         raise
-    except ValueError as exc:  # not UTF-8, an integer of over 4300 digits…
+    except ValueError as exc:  # not UTF-8, a BOM, an integer of over 4300 digits…
         raise json.JSONDecodeError(str(exc), "", 0) from exc
     check_text(value)
     return value

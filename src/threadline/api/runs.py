@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from threadline.api.deps import PageDep, ProjectDep, ServicesDep
+from threadline.api.deps import Include, PageDep, ProjectDep, ServicesDep
 from threadline.api.requests import JSONRoute
 from threadline.api.streaming import run_stream, snapshot_events
 from threadline.domain.run_status import RunStatus
@@ -21,7 +21,6 @@ from threadline.schemas.run import (
 
 router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["Assistants"], route_class=JSONRoute)
 thread_and_run = APIRouter(tags=["Assistants"], route_class=JSONRoute)
-Include = Annotated[list[str] | None, Query(alias="include[]")]
 
 
 @thread_and_run.post("/threads/runs", response_model=Run)
@@ -102,16 +101,20 @@ async def resume_stream(
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> Any:
     """Not in OpenAI's API: the run's event stream from after ``Last-Event-ID``
-    (or ``?after=N``); 0 replays from the start."""
+    (or ``?after=N``); 0 replays from the start. A cursor past the run's last event
+    reads as "seen it all": the stream sends what comes next and ends when the run
+    pauses or ends, like any other."""
+    # The newest event is read before the run: a run that ends after this read
+    # tells it with an event past `last`, which the subscription below receives.
+    last = await services.bus.last_seq(run_id)
     run = await services.runs.retrieve(project, thread_id, run_id)
     cursor = after if after is not None else _event_id(last_event_id)
-    last = await services.bus.last_seq(run_id)
     status = RunStatus(run["status"])
     if last <= cursor and (status.is_terminal or status == RunStatus.REQUIRES_ACTION):
         # Seen to the end: nothing but `done`; a buffer that is gone: the stored run.
-        lead = [] if 0 < last == cursor else snapshot_events(cursor + 1, run)
+        lead = [] if 0 < last <= cursor else snapshot_events(cursor + 1, run)
         return run_stream(services.bus, run_id, cursor, lead)
-    return run_stream(services.bus, run_id, cursor)
+    return run_stream(services.bus, run_id, min(cursor, last))
 
 
 def _event_id(raw: str | None) -> int:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from threadline.api.deps import PageDep, ProjectDep, ServicesDep
+from threadline.api.deps import Include, PageDep, ProjectDep, ServicesDep
 from threadline.api.requests import JSONRoute
 from threadline.schemas.common import ListResponse
 from threadline.schemas.run import RunStep
@@ -14,7 +14,6 @@ from threadline.schemas.run import RunStep
 router = APIRouter(
     prefix="/threads/{thread_id}/runs/{run_id}/steps", tags=["Assistants"], route_class=JSONRoute
 )
-Include = Annotated[list[str] | None, Query(alias="include[]")]
 
 
 @router.get("", response_model=ListResponse[RunStep])

@@ -135,7 +135,12 @@ def prepare(
         thread = thread[-int(strategy["last_messages"]) :]
 
     window = backend.context_window(model)
-    reserve = remaining_completion or min(DEFAULT_COMPLETION_RESERVE, window // 4)
+    # Room kept for the answer while the prompt is fitted: what is left of the run's
+    # completion budget, but never more than the default reserve; a budget larger
+    # than the window is a budget for the whole run, not for this one call.
+    reserve = min(DEFAULT_COMPLETION_RESERVE, window // 4)
+    if remaining_completion is not None:
+        reserve = min(reserve, remaining_completion)
     limit, budget = window - reserve, "context_window"
     if remaining_prompt is not None and remaining_prompt < limit:
         limit, budget = remaining_prompt, "max_prompt_tokens"
@@ -153,6 +158,10 @@ def prepare(
         raise PromptTooLarge(budget)
     kept = thread[start:]
     messages = system + kept + fixed[len(system) :]
+    prompt_tokens = cost + sum(sizes[start:])
+    max_tokens = None
+    if remaining_completion is not None:  # what is left, capped by what the context holds
+        max_tokens = min(remaining_completion, window - prompt_tokens)
     return Prepared(
         ModelRequest(
             model=model,
@@ -165,7 +174,7 @@ def prepare(
             ),
             temperature=run.get("temperature"),
             top_p=run.get("top_p"),
-            max_tokens=remaining_completion,
+            max_tokens=max_tokens,
         ),
-        cost + sum(sizes[start:]),
+        prompt_tokens,
     )

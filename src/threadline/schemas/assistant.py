@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from threadline.domain import limits
@@ -35,7 +36,7 @@ class CreateAssistantRequest(Request):
 
 
 class ModifyAssistantRequest(Request):
-    model: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    model: Annotated[str, Field(min_length=1, max_length=256)] | SkipJsonSchema[None] = None
     name: Annotated[str, Field(max_length=limits.ASSISTANT_NAME_MAX_CHARS)] | None = None
     description: Annotated[str, Field(max_length=limits.ASSISTANT_DESCRIPTION_MAX_CHARS)] | None = (
         None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from threadline.domain import limits
@@ -16,6 +16,27 @@ class Request(BaseModel):
     ``"0.5"`` is not a number."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _integral(value: object) -> object:
+    """``256.0`` is an integer in JSON Schema (and in OpenAI's spec): taken as 256."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+INTEGRAL = BeforeValidator(_integral)
+"""For an integer field of a request, after its constraints (so that the schema
+keeps them): ``Annotated[int, Field(ge=1), INTEGRAL]`` takes any JSON number
+without a fractional part."""
+
+
+def not_null(value: object) -> object:
+    """For fields that may be left out but not sent as ``null`` (the spec's type
+    has no ``null``): use as a ``mode="before"`` field validator."""
+    if value is None:
+        raise PydanticCustomError("dict_type", "Input should be an object")
+    return value
 
 
 class WireObject(BaseModel):

@@ -8,17 +8,17 @@ from pydantic import Field
 
 from threadline.domain import limits
 from threadline.schemas.assistant import ReasoningEffort, Temperature, TopP
-from threadline.schemas.common import Metadata, Request, WireObject
+from threadline.schemas.common import INTEGRAL, Metadata, Request, WireObject
 from threadline.schemas.message import CreateMessageRequest
 from threadline.schemas.thread import CreateThreadRequest
 from threadline.schemas.tools import ResponseFormat, Tool, ToolResources
 
-TokenBudget = Annotated[int, Field(ge=limits.MIN_TOKEN_BUDGET)]
+TokenBudget = Annotated[int, Field(ge=limits.MIN_TOKEN_BUDGET), INTEGRAL]
 
 
 class TruncationStrategy(Request):
     type: Literal["auto", "last_messages"]
-    last_messages: Annotated[int, Field(ge=1)] | None = None
+    last_messages: Annotated[int, Field(ge=1), INTEGRAL] | None = None
 
 
 class NamedFunction(Request):
@@ -72,7 +72,9 @@ class ModifyRunRequest(Request):
 
 
 class ToolOutput(Request):
-    tool_call_id: Annotated[str, Field(min_length=1)]
+    # Optional in the spec: an output without one matches no call, and the run
+    # answers which calls still wait for output.
+    tool_call_id: str | None = None
     output: str = ""
 
 

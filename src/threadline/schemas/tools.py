@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from threadline.domain import limits
-from threadline.schemas.common import Request
+from threadline.schemas.common import INTEGRAL, Request, not_null
 
 
 class FunctionDefinition(Request):
@@ -23,9 +24,9 @@ class RankingOptions(Request):
 
 
 class FileSearchOptions(Request):
-    max_num_results: Annotated[int, Field(ge=1, le=limits.FILE_SEARCH_MAX_NUM_RESULTS)] | None = (
-        None
-    )
+    max_num_results: (
+        Annotated[int, Field(ge=1, le=limits.FILE_SEARCH_MAX_NUM_RESULTS), INTEGRAL] | None
+    ) = None
     ranking_options: RankingOptions | None = None
 
 
@@ -73,8 +74,12 @@ class FileSearchResources(Request):
 
 
 class ToolResources(Request):
-    code_interpreter: CodeInterpreterResources | None = None
-    file_search: FileSearchResources | None = None
+    # Left out, not null: the schema documents no null (`SkipJsonSchema`) and
+    # `not_null` refuses one.
+    code_interpreter: CodeInterpreterResources | SkipJsonSchema[None] = None
+    file_search: FileSearchResources | SkipJsonSchema[None] = None
+
+    _present = field_validator("code_interpreter", "file_search", mode="before")(not_null)
 
 
 class JsonSchemaFormat(Request):

@@ -4,16 +4,15 @@ removes them again."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
 
 from threadline.domain.clock import now
 from threadline.domain.ids import new_id
 from threadline.domain.pages import Page, PageParams
-from threadline.errors import InvalidRequestError
+from threadline.errors import InvalidRequestError, NotFoundError
 from threadline.schemas.file import UPLOAD_PURPOSES
 from threadline.storage import objects
-from threadline.storage.blobs import BlobStore
+from threadline.storage.blobs import BlobMissingError, BlobReader, BlobStore
 from threadline.storage.db import Database
 
 repo = objects.files
@@ -81,8 +80,11 @@ class FileService:
         await self.blobs.delete(file_id)
         return {"id": file_id, "object": "file", "deleted": True}
 
-    async def content(
-        self, project: str, file_id: str
-    ) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
+    async def content(self, project: str, file_id: str) -> tuple[dict[str, Any], BlobReader]:
+        """The file and its bytes, opened: a delete that comes while they are sent
+        does not cut them short. The caller closes the reader."""
         data = await self.retrieve(project, file_id)
-        return data, self.blobs.read(file_id)
+        try:
+            return data, await self.blobs.open(file_id)
+        except BlobMissingError:  # deleted since the row was read
+            raise NotFoundError.for_object("file", file_id) from None

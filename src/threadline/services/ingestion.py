@@ -26,7 +26,7 @@ from threadline.retrieval.pipeline import Hit as Hit
 from threadline.retrieval.pipeline import Pipeline as Pipeline
 from threadline.storage import objects
 from threadline.storage import vector_stores as store
-from threadline.storage.blobs import BlobStore
+from threadline.storage.blobs import BlobMissingError, BlobStore
 from threadline.storage.db import Database
 
 log = logging.getLogger("threadline.ingestion")
@@ -180,9 +180,13 @@ class IngestionWorker:
         if file is None:
             raise FileRejected("invalid_file", f"The file {file_id} no longer exists.")
         try:
-            content = b"".join([part async for part in self.blobs.read(file_id)])
-        except FileNotFoundError:
+            reader = await self.blobs.open(file_id)
+        except BlobMissingError:
             raise FileRejected("invalid_file", f"The file {file_id} has no content.") from None
+        try:
+            content = b"".join([part async for part in reader.chunks()])
+        finally:
+            await reader.aclose()
         text = await self.pipeline.parse(content, file["filename"])
         sizes = data["chunking_strategy"]["static"]
         chunks = await self.pipeline.chunk(

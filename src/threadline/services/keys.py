@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,14 +36,29 @@ class KeyService:
 
     With no key anywhere (no static key, none in the database) the server runs in
     single-user development mode: every request belongs to project ``default``.
+    Once it has seen a key it stays out of that mode: revoking the last key does
+    not open the server to everyone.
+
+    The stored keys are read again once ``ttl`` seconds have passed: a key created
+    or revoked by another process (``threadline keys``) counts here within ``ttl``
+    seconds; one revoked through this service stops working at once.
     """
 
-    def __init__(self, db: Database, static_keys: dict[str, str], ttl: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        static_keys: dict[str, str],
+        ttl: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.db = db
         self.static = {hash_key(k): project for k, project in static_keys.items()}
         self.ttl = ttl
+        self.clock = clock
         self._stored: dict[str, str] = {}
         self._loaded_at = float("-inf")
+        self._changes = 0  # keys created or revoked here; a read begun before is stale
+        self._keyed = bool(self.static)
 
     async def create(self, project_id: str, name: str | None = None) -> NewKey:
         key = "sk-tl-" + secrets.token_urlsafe(32)
@@ -58,7 +74,7 @@ class KeyService:
                     created_at=now(),
                 )
             )
-        self._loaded_at = float("-inf")
+        self._changed()
         return NewKey(key_id, project_id, key)
 
     async def list(self) -> list[dict[str, Any]]:
@@ -74,21 +90,31 @@ class KeyService:
             result = await conn.execute(
                 tables.api_keys.delete().where(tables.api_keys.c.id == key_id)
             )
+        self._changed()
         if result.rowcount == 0:
             raise NotFoundError.for_object("key", key_id)
+
+    def _changed(self) -> None:
+        self._changes += 1
         self._loaded_at = float("-inf")
 
     async def _stored_keys(self) -> dict[str, str]:
-        if time.monotonic() - self._loaded_at > self.ttl:
+        if self.clock() - self._loaded_at >= self.ttl:
+            changes, started = self._changes, self.clock()
             c = tables.api_keys.c
             async with self.db.read() as conn:
                 rows = await conn.execute(sa.select(c.key_hash, c.project_id))
-                self._stored = {row.key_hash: row.project_id for row in rows}
-            self._loaded_at = time.monotonic()
+                stored = {row.key_hash: row.project_id for row in rows}
+            if changes == self._changes:  # else read again next time: it may be stale
+                self._stored, self._loaded_at = stored, started
+            else:
+                return stored
         return self._stored
 
     async def dev_mode(self) -> bool:
-        return not self.static and not await self._stored_keys()
+        if not self._keyed and await self._stored_keys():
+            self._keyed = True
+        return not self._keyed
 
     async def project_for(self, authorization: str | None) -> str:
         if await self.dev_mode():

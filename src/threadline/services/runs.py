@@ -317,7 +317,15 @@ def _check_named_tool(choice: dict[str, Any], tools: list[dict[str, Any]]) -> No
 def _outputs_by_id(req: SubmitToolOutputsRequest, run: dict[str, Any]) -> dict[str, str]:
     required = run.get("required_action") or {}
     expected = [c["id"] for c in required.get("submit_tool_outputs", {}).get("tool_calls", [])]
-    given = [o.tool_call_id for o in req.tool_outputs]
+    ids = [o.tool_call_id for o in req.tool_outputs]
+    given = [i for i in ids if i is not None]
+    if len(given) != len(ids):  # optional in the spec; without it an output matches no call
+        index = ids.index(None)
+        raise InvalidRequestError(
+            f"Missing required parameter: 'tool_outputs[{index}].tool_call_id'.",
+            param=f"tool_outputs[{index}].tool_call_id",
+            code="missing_required_parameter",
+        )
     if len(set(given)) != len(given):
         raise InvalidRequestError(
             "Invalid 'tool_outputs': each tool call id may appear only once.",
@@ -338,4 +346,4 @@ def _outputs_by_id(req: SubmitToolOutputsRequest, run: dict[str, Any]) -> dict[s
             param="tool_outputs",
             code="invalid_value",
         )
-    return {o.tool_call_id: o.output for o in req.tool_outputs}
+    return dict(zip(given, (o.output for o in req.tool_outputs), strict=True))

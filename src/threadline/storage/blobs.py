@@ -16,6 +16,24 @@ from threadline.errors import RequestTooLargeError
 CHUNK = 1024 * 1024
 
 
+class BlobMissingError(LookupError):
+    """No bytes are stored under the key (never stored, or deleted)."""
+
+
+class BlobReader(ABC):
+    """The bytes of one blob as they were when it was opened; close it when done."""
+
+    size: int
+
+    @abstractmethod
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The bytes, in order, in chunks of at most ``CHUNK``."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release what the reader holds (safe to call twice)."""
+
+
 class BlobStore(ABC):
     @abstractmethod
     async def put(self, key: str, source: BinaryIO, max_bytes: int) -> int:
@@ -23,12 +41,14 @@ class BlobStore(ABC):
         ``RequestTooLargeError`` and keep nothing."""
 
     @abstractmethod
-    def read(self, key: str) -> AsyncIterator[bytes]:
-        """The stored bytes, in chunks."""
+    async def open(self, key: str) -> BlobReader:
+        """A reader of the bytes stored under ``key``, whole even if ``key`` is deleted
+        while it reads; ``BlobMissingError`` when there is none."""
 
     @abstractmethod
     async def delete(self, key: str) -> None:
-        """Remove ``key``; a missing key is not an error."""
+        """Remove ``key``; a missing key is not an error, and readers already open
+        still get every byte."""
 
     @abstractmethod
     def local_path(self, key: str) -> Path:
@@ -70,14 +90,14 @@ class LocalBlobStore(BlobStore):
             partial.unlink(missing_ok=True)
         return size
 
-    async def read(self, key: str) -> AsyncIterator[bytes]:
-        # No handle stays open between chunks: a reader that stops early (a client
-        # gone mid-download) leaves nothing for the garbage collector to close.
-        path = self.local_path(key)
-        offset = 0
-        while chunk := await asyncio.to_thread(_read_at, path, offset):
-            offset += len(chunk)
-            yield chunk
+    async def open(self, key: str) -> BlobReader:
+        # The handle holds the file: a delete unlinks the name, the bytes stay until
+        # the handle is closed (POSIX semantics).
+        try:
+            handle = await asyncio.to_thread(self.local_path(key).open, "rb")
+        except FileNotFoundError:
+            raise BlobMissingError(key) from None
+        return _LocalReader(handle, os.fstat(handle.fileno()).st_size)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.local_path(key).unlink, True)
@@ -86,7 +106,16 @@ class LocalBlobStore(BlobStore):
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _read_at(path: Path, offset: int) -> bytes:
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read(CHUNK)
+class _LocalReader(BlobReader):
+    def __init__(self, handle: BinaryIO, size: int) -> None:
+        self._handle = handle
+        self.size = size
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        left = self.size
+        while left > 0 and (chunk := await asyncio.to_thread(self._handle.read, min(CHUNK, left))):
+            left -= len(chunk)
+            yield chunk
+
+    async def aclose(self) -> None:
+        self._handle.close()

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from threadline.app import create_app
+from threadline.server import config
 from threadline.services.catalog import Services
 from threadline.settings import Settings
 
@@ -32,10 +33,9 @@ def serve_in_thread(
     """Start the app on ``settings.host`` and a free port; yield its ``/v1`` URL."""
     port = free_port()
     app = create_app(settings, services)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none"
+    server = uvicorn.Server(
+        config(app, settings, "127.0.0.1", port, log_level="warning", lifespan="on")
     )
-    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"threadline-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

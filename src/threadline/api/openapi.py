@@ -1,0 +1,168 @@
+"""The server's own OpenAPI document (``/openapi.json``), made to say what the
+server does: OpenAI's operation ids, bearer auth, the ``OpenAI-Beta`` header,
+every status an operation answers with OpenAI's error envelope (never FastAPI's
+``422``, which the server does not send), ``text/event-stream`` for streams.
+
+FastAPI builds the document from the routes; ``document`` rewrites what it
+cannot know."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+PREFIX = "/v1"
+OPERATION_IDS = {
+    ("get", "/assistants"): "listAssistants",
+    ("post", "/assistants"): "createAssistant",
+    ("get", "/assistants/{assistant_id}"): "getAssistant",
+    ("post", "/assistants/{assistant_id}"): "modifyAssistant",
+    ("delete", "/assistants/{assistant_id}"): "deleteAssistant",
+    ("post", "/threads"): "createThread",
+    ("post", "/threads/runs"): "createThreadAndRun",
+    ("get", "/threads/{thread_id}"): "getThread",
+    ("post", "/threads/{thread_id}"): "modifyThread",
+    ("delete", "/threads/{thread_id}"): "deleteThread",
+    ("get", "/threads/{thread_id}/messages"): "listMessages",
+    ("post", "/threads/{thread_id}/messages"): "createMessage",
+    ("get", "/threads/{thread_id}/messages/{message_id}"): "getMessage",
+    ("post", "/threads/{thread_id}/messages/{message_id}"): "modifyMessage",
+    ("delete", "/threads/{thread_id}/messages/{message_id}"): "deleteMessage",
+    ("get", "/threads/{thread_id}/runs"): "listRuns",
+    ("post", "/threads/{thread_id}/runs"): "createRun",
+    ("get", "/threads/{thread_id}/runs/{run_id}"): "getRun",
+    ("post", "/threads/{thread_id}/runs/{run_id}"): "modifyRun",
+    ("post", "/threads/{thread_id}/runs/{run_id}/cancel"): "cancelRun",
+    ("post", "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs"): "submitToolOuputsToRun",
+    ("get", "/threads/{thread_id}/runs/{run_id}/events"): "resumeRunEvents",
+    ("get", "/threads/{thread_id}/runs/{run_id}/steps"): "listRunSteps",
+    ("get", "/threads/{thread_id}/runs/{run_id}/steps/{step_id}"): "getRunStep",
+    ("get", "/files"): "listFiles",
+    ("post", "/files"): "createFile",
+    ("delete", "/files/{file_id}"): "deleteFile",
+    ("get", "/files/{file_id}"): "retrieveFile",
+    ("get", "/files/{file_id}/content"): "downloadFile",
+}
+"""OpenAI's ``operationId`` for each operation (its spelling, typo included), so a
+client generated from this document has the names of one generated from OpenAI's."""
+
+STREAMING = {"createThreadAndRun", "createRun", "submitToolOuputsToRun"}
+"""Operations that answer a stream when the body says ``"stream": true``."""
+
+ERRORS = {
+    "400": "Invalid request: a parameter, the body (not JSON, not UTF-8, wrong "
+    "field), or a state that does not allow it (a run already active on the thread).",
+    "401": "No API key, or one that is not valid.",
+    "404": "No such object in the caller's project.",
+    "413": "The request body (or the upload) is over the server's limit.",
+    "500": "The server had an error.",
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["message", "type", "param", "code"],
+        "properties": {
+            "message": {"type": "string"},
+            "type": {"type": "string"},
+            "param": {"type": ["string", "null"]},
+            "code": {"type": ["string", "null"]},
+        },
+    },
+    "ServerSentEvent": {
+        "type": "object",
+        "description": "One event of a run's stream (OpenAI's `AssistantStreamEvent`): "
+        "`data` is the JSON of the object the event names; the stream ends with "
+        "`event: done` / `data: [DONE]` when the run pauses or ends.",
+        "required": ["event", "data"],
+        "properties": {
+            "id": {"type": "string", "description": "The event's sequence number in the run."},
+            "event": {"type": "string"},
+            "data": {"type": "string"},
+        },
+    },
+    "ErrorResponse": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"$ref": "#/components/schemas/Error"}},
+    },
+}
+
+_EVENT_STREAM = {"schema": {"$ref": "#/components/schemas/ServerSentEvent"}}
+
+_OPENAI_BETA = {
+    "name": "OpenAI-Beta",
+    "in": "header",
+    "required": False,
+    "description": "`assistants=v2`, as OpenAI's SDKs send it; accepted and not required.",
+    "schema": {"type": "string", "example": "assistants=v2"},
+}
+
+
+def install(app: FastAPI) -> None:
+    """Serve ``document(app)`` as the app's OpenAPI document."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document(app: FastAPI) -> dict[str, Any]:
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas.update(_SCHEMAS)
+    components["responses"] = {
+        status: {
+            "description": text,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+            },
+        }
+        for status, text in ERRORS.items()
+    }
+    components["securitySchemes"] = {"ApiKeyAuth": {"type": "http", "scheme": "bearer"}}
+    doc["security"] = [{"ApiKeyAuth": []}]
+    for path, operations in doc.get("paths", {}).items():
+        for method, operation in operations.items():
+            _operation(path.removeprefix(PREFIX), method, operation)
+    return doc
+
+
+def _operation(path: str, method: str, operation: dict[str, Any]) -> None:
+    operation_id = OPERATION_IDS.get((method, path))
+    if operation_id is not None:
+        operation["operationId"] = operation_id
+    parameters = [
+        p
+        for p in operation.get("parameters", [])
+        if not (p["in"] == "header" and p["name"].lower() == "authorization")
+    ]
+    if not path.startswith("/files"):
+        parameters.append(_OPENAI_BETA)
+    operation["parameters"] = parameters
+    responses: dict[str, Any] = operation["responses"]
+    responses.pop("422", None)
+    ok = responses.setdefault("200", {"description": "Successful Response"})
+    if operation_id in STREAMING:
+        ok["content"]["text/event-stream"] = _EVENT_STREAM
+    elif operation_id == "resumeRunEvents":
+        ok["content"] = {"text/event-stream": _EVENT_STREAM}
+    elif operation_id == "downloadFile":
+        ok["content"] = {"application/octet-stream": {"schema": {"type": "string"}}}
+    statuses = ["400", "401", "500"]
+    if "{" in path or operation_id == "createThreadAndRun":  # an id that may be unknown
+        statuses.append("404")
+    if "requestBody" in operation:
+        statuses.append("413")
+    for status in sorted(statuses):
+        responses[status] = {"$ref": f"#/components/responses/{status}"}

@@ -1,0 +1,106 @@
+"""The server's own ``/openapi.json`` says what the server does: the statuses each
+operation answers with the error envelope (no FastAPI 422), event streams, bearer
+auth, the ``OpenAI-Beta`` header, OpenAI's operation ids; and a 405's ``Allow``
+names every method of the path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import jsonschema_rs
+import openai
+import pytest
+from run_helpers import http
+
+OPENAI_OPERATIONS = 28  # the Assistants v2 and Files operations the server serves
+
+
+@pytest.fixture
+def document(client: openai.OpenAI) -> dict[str, Any]:
+    root = str(client.base_url).rstrip("/").removesuffix("/v1")
+    doc: dict[str, Any] = httpx.get(f"{root}/openapi.json").json()
+    return doc
+
+
+def _operations(doc: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    return {
+        op["operationId"]: (method, path, op)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+    }
+
+
+def test_every_operation_documents_its_errors(document: dict[str, Any]) -> None:
+    operations = _operations(document)
+    assert len(operations) == OPENAI_OPERATIONS + 1  # and resumeRunEvents, threadline's own
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for name, (method, path, op) in operations.items():
+        statuses = set(op["responses"])
+        assert "422" not in statuses, name
+        expected = {"200", "400", "401", "500"}
+        if "{" in path or name == "createThreadAndRun":
+            expected.add("404")
+        if method == "post" and name != "cancelRun":
+            expected.add("413")
+        assert statuses == expected, name
+        for status in statuses - {"200"}:
+            assert op["responses"][status] == {"$ref": f"#/components/responses/{status}"}
+    for status, response in document["components"]["responses"].items():
+        schema = response["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, status
+
+
+def test_the_error_schema_is_what_the_server_sends(
+    client: openai.OpenAI, document: dict[str, Any]
+) -> None:
+    validator = jsonschema_rs.Draft202012Validator(
+        {"$ref": "#/components/schemas/ErrorResponse", "components": document["components"]}
+    )
+    for response in (
+        http(client).get("/assistants/asst_nope"),
+        http(client).get("/assistants", params={"limit": 0}),
+        http(client).post("/threads", content=b"{"),
+        httpx.get(f"{client.base_url}assistants"),
+    ):
+        assert response.status_code in (400, 401, 404)
+        body = response.json()
+        assert validator.is_valid(body), body
+
+
+def test_streams_auth_and_headers(document: dict[str, Any]) -> None:
+    operations = _operations(document)
+    for name in ("createRun", "createThreadAndRun", "submitToolOuputsToRun"):
+        content = operations[name][2]["responses"]["200"]["content"]
+        assert set(content) == {"application/json", "text/event-stream"}, name
+    events = operations["resumeRunEvents"][2]["responses"]["200"]["content"]
+    assert set(events) == {"text/event-stream"}
+    download = operations["downloadFile"][2]["responses"]["200"]["content"]
+    assert set(download) == {"application/octet-stream"}
+
+    assert document["components"]["securitySchemes"] == {
+        "ApiKeyAuth": {"type": "http", "scheme": "bearer"}
+    }
+    assert document["security"] == [{"ApiKeyAuth": []}]
+    for name, (_, path, op) in operations.items():
+        headers = {p["name"] for p in op["parameters"] if p["in"] == "header"}
+        assert "authorization" not in {h.lower() for h in headers}, name
+        assert ("OpenAI-Beta" in headers) is not path.startswith("/v1/files"), name
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/assistants/asst_x", "DELETE, GET, POST"),
+        ("PUT", "/assistants", "GET, POST"),
+        ("OPTIONS", "/files/file-x", "DELETE, GET"),
+        ("PATCH", "/threads/thread_x/runs/run_x", "GET, POST"),
+    ],
+)
+def test_a_405_allows_every_method_of_the_path(
+    client: openai.OpenAI, method: str, path: str, allow: str
+) -> None:
+    response = http(client).request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert response.json()["error"]["type"] == "invalid_request_error"
