@@ -44,7 +44,7 @@ class Allowed:
 ALLOWED = (
     Allowed(
         REJECTED,
-        r"null character or an unpaired surrogate",
+        r"null characters? (or an unpaired surrogate|are not supported)",
         "Text with NUL or a lone surrogate is valid JSON Schema input but cannot be "
         "stored (PostgreSQL text holds no NUL; a lone surrogate has no UTF-8 form): "
         "refused with a 400 naming the field rather than stored differently.",

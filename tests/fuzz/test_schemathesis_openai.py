@@ -81,7 +81,7 @@ ALLOWED = (
     ),
     Allowed(
         REJECTED,
-        r"null character or an unpaired surrogate",
+        r"null characters? (or an unpaired surrogate|are not supported)",
         "Text with NUL or a lone surrogate cannot be stored (PostgreSQL text holds no "
         "NUL; a lone surrogate has no UTF-8 form): a 400 naming the field.",
     ),
