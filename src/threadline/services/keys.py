@@ -9,12 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
 from threadline.domain.clock import now
 from threadline.domain.ids import new_id
 from threadline.errors import AuthenticationError, NotFoundError
-from threadline.storage import tables
+from threadline.storage import keys as store
 from threadline.storage.db import Database
 
 DEV_PROJECT = "default"
@@ -64,34 +62,27 @@ class KeyService:
         key = "sk-tl-" + secrets.token_urlsafe(32)
         key_id = new_id("key", 16).replace("sk-tl-", "key_")
         async with self.db.write() as conn:
-            await conn.execute(
-                tables.api_keys.insert().values(
-                    id=key_id,
-                    project_id=project_id,
-                    name=name,
-                    key_hash=hash_key(key),
-                    key_hint=key[:6] + "…" + key[-4:],
-                    created_at=now(),
-                )
+            await store.insert_key(
+                conn,
+                key_id=key_id,
+                project_id=project_id,
+                name=name,
+                key_hash=hash_key(key),
+                key_hint=key[:6] + "…" + key[-4:],
+                created_at=now(),
             )
         self._changed()
         return NewKey(key_id, project_id, key)
 
     async def list(self) -> list[dict[str, Any]]:
-        c = tables.api_keys.c
         async with self.db.read() as conn:
-            rows = await conn.execute(
-                sa.select(c.id, c.project_id, c.name, c.key_hint, c.created_at).order_by(c.seq)
-            )
-            return [dict(row._mapping) for row in rows]
+            return await store.list_keys(conn)
 
     async def revoke(self, key_id: str) -> None:
         async with self.db.write() as conn:
-            result = await conn.execute(
-                tables.api_keys.delete().where(tables.api_keys.c.id == key_id)
-            )
+            deleted = await store.delete_key(conn, key_id)
         self._changed()
-        if result.rowcount == 0:
+        if not deleted:
             raise NotFoundError.for_object("key", key_id)
 
     def _changed(self) -> None:
@@ -101,10 +92,8 @@ class KeyService:
     async def _stored_keys(self) -> dict[str, str]:
         if self.clock() - self._loaded_at >= self.ttl:
             changes, started = self._changes, self.clock()
-            c = tables.api_keys.c
             async with self.db.read() as conn:
-                rows = await conn.execute(sa.select(c.key_hash, c.project_id))
-                stored = {row.key_hash: row.project_id for row in rows}
+                stored = await store.key_hashes(conn)
             if changes == self._changes:  # else read again next time: it may be stale
                 self._stored, self._loaded_at = stored, started
             else:
