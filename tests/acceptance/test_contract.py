@@ -10,7 +10,8 @@ from typing import Any, Final
 import httpx
 import openai
 import pytest
-from run_helpers import POLL_MS, http, new_assistant, scripted_thread, weather_call
+
+from tests.support.runs import POLL_MS, http, new_assistant, scripted_thread, weather_call
 
 INCLUDE: Final = "step_details.tool_calls[*].file_search.results[*].content"
 

@@ -11,7 +11,8 @@ import httpx
 import jsonschema_rs
 import openai
 import pytest
-from run_helpers import http
+
+from tests.support.runs import http
 
 OPENAI_OPERATIONS = 28  # the Assistants v2 and Files operations the server serves
 
