@@ -1,4 +1,4 @@
-"""The ``threadline`` command: serve, migrate, keys."""
+"""The ``threadline`` command: serve, worker, migrate, keys."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
 from threadline.settings import Settings
 from threadline.wiring import build_services
+
+log = logging.getLogger("threadline")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -22,6 +25,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         settings.host = args.host
     if args.port is not None:
         settings.port = args.port
+    if args.no_worker:
+        settings = Settings.model_validate({**settings.model_dump(), "worker": False})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     uvicorn.run(
         create_app(settings),
@@ -33,10 +38,27 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _work(settings: Settings) -> None:
+    """A worker process: executes runs and sweeps until SIGTERM or SIGINT, then
+    stops taking turns and gives running ones the grace period."""
+    services = build_services(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await services.start(api=False)
+        log.info("worker %s started", services.worker.worker_id)
+        await stop.wait()
+        log.info("stopping: running turns get %.0f s", settings.worker_grace_seconds)
+    finally:
+        await services.aclose()
+
+
 async def _migrate(settings: Settings) -> None:
     services = build_services(settings)
     try:
-        await services.db.migrate()
+        await services.migrate()
     finally:
         await services.aclose()
     print(f"schema is up to date ({settings.resolved_database_url.split('://')[0]})")
@@ -65,6 +87,12 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API server (migrates first)")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="the API only: runs are executed by `threadline worker` processes",
+    )
+    sub.add_parser("worker", help="execute runs and sweep (no HTTP); migrates first")
     sub.add_parser("migrate", help="bring the database schema up to date")
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -85,7 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "serve":
         return _serve(settings, args)
-    if args.command == "migrate":
+    if args.command == "worker":
+        if settings.queue != "procrastinate":
+            print("a worker process needs THREADLINE_QUEUE=procrastinate", file=sys.stderr)
+            return 2
+        settings = Settings.model_validate({**settings.model_dump(), "worker": True})
+        asyncio.run(_work(settings))
+    elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     else:
         asyncio.run(_keys(settings, args))

@@ -106,7 +106,7 @@ class RedisEventBus(EventBus):
         cursor = after
         while True:
             try:
-                reply = await self.redis.xread({stream: f"{cursor}-0"}, block=_BLOCK_MS)
+                reply: Any = await self.redis.xread({stream: f"{cursor}-0"}, block=_BLOCK_MS)
             except _UNREACHABLE as exc:
                 log.warning("reading the events of %s: %s; trying again", run_id, exc)
                 await asyncio.sleep(_RETRY_SECONDS)
@@ -121,8 +121,7 @@ class RedisEventBus(EventBus):
                 yield batch
 
     async def ping(self) -> None:
-        """Raise if Redis cannot be reached."""
-        await self.redis.ping()  # type: ignore[misc]
+        await self.redis.ping()
 
     async def aclose(self) -> None:
         await self.redis.aclose()
