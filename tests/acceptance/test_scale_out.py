@@ -50,6 +50,7 @@ class Proc:
         self.log_path = log_dir / f"{name}.log"
         self.port = free_port() if args[0] == "serve" else None
         self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
 
     @property
     def base(self) -> str:
@@ -61,6 +62,7 @@ class Proc:
 
     def start(self) -> None:
         args = [*self.args, "--port", str(self.port)] if self.port else self.args
+        self.starts += 1
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [str(THREADLINE), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -72,7 +74,7 @@ class Proc:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited at start:\n{self.log()}")
             if self.port is None:
-                return "started" in self.log()
+                return self.log_path.read_text().count(" started\n") >= self.starts
             try:
                 return httpx.get(self.base + "/readyz", timeout=1).is_success
             except httpx.TransportError:
@@ -149,6 +151,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "THREADLINE_QUEUE_HEARTBEAT_SECONDS": "0.5",
             "THREADLINE_QUEUE_STALLED_SECONDS": "2",
             "THREADLINE_WORKER_CONCURRENCY": "8",
+            "THREADLINE_WORKER_GRACE_SECONDS": "1",
             "THREADLINE_LOG_LEVEL": "info",
         }
         migrate = subprocess.run(
@@ -273,18 +276,63 @@ def test_a_cancel_on_the_other_api_process_stops_the_worker_at_once(cluster: Clu
         assert took < 1.0, f"the cancel took {took:.2f} s"
 
 
-def test_kill_9_of_a_worker_mid_run_leaves_no_run_stuck(cluster: Cluster) -> None:
-    texts = {}
+def slow_runs(sdk: openai.OpenAI, count: int, tag: str) -> tuple[list[Any], dict[str, str]]:
+    """``count`` runs replying 20 chunks 0.25 s apart (5 s), and their texts by thread."""
+    texts: dict[str, str] = {}
     runs = []
+    assistant = sdk.beta.assistants.create(model="gpt-4o")
+    for i in range(count):
+        text = " ".join(f"{tag}{i}w{n}" for n in range(20))
+        thread = sdk.beta.threads.create(
+            messages=[{"role": "user", "content": script(text, chunks=20, token_delay=0.25)}]
+        )
+        texts[thread.id] = text
+        runs.append(sdk.beta.threads.runs.create(thread.id, assistant_id=assistant.id))
+    return runs, texts
+
+
+def test_sigterm_of_a_worker_hands_its_turns_to_the_other(cluster: Cluster) -> None:
+    other, stopping = cluster.workers
+    # Every run on the worker that will stop: the other is down while they start.
+    other.stop()
     with cluster.sdk(0) as sdk:
-        assistant = sdk.beta.assistants.create(model="gpt-4o")
-        for i in range(6):
-            text = " ".join(f"r{i}w{n}" for n in range(20))
-            thread = sdk.beta.threads.create(
-                messages=[{"role": "user", "content": script(text, chunks=20, token_delay=0.25)}]
-            )
-            texts[thread.id] = text
-            runs.append(sdk.beta.threads.runs.create(thread.id, assistant_id=assistant.id))
+        runs, texts = slow_runs(sdk, 4, "t")
+        wait_for(
+            "every run to be in progress",
+            lambda: all(
+                sdk.beta.threads.runs.retrieve(r.id, thread_id=r.thread_id).status == "in_progress"
+                for r in runs
+            ),
+            20,
+            *cluster.procs,
+        )
+        other.start()
+        other.wait_ready()
+        assert stopping.proc is not None
+        stopping.proc.send_signal(signal.SIGTERM)
+        # The grace is 1 s here: what is not done by then is handed back, at once.
+        assert stopping.proc.wait(15) == 0, stopping.log()
+        ended = wait_for(
+            "every run to finish on the other worker",
+            lambda: all(
+                sdk.beta.threads.runs.retrieve(r.id, thread_id=r.thread_id).status == "completed"
+                for r in runs
+            ),
+            30,
+            *cluster.procs,
+        )
+        assert ended
+        for run in runs:
+            assert assistant_texts(sdk, run.thread_id) == [texts[run.thread_id]]
+    # Handed back, not found lost by a sweeper.
+    assert "lost its worker" not in other.log()
+    stopping.start()
+    stopping.wait_ready()
+
+
+def test_kill_9_of_a_worker_mid_run_leaves_no_run_stuck(cluster: Cluster) -> None:
+    with cluster.sdk(0) as sdk:
+        runs, texts = slow_runs(sdk, 6, "k")
         wait_for(
             "every run to be in progress",
             lambda: all(
