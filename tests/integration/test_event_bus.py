@@ -170,3 +170,85 @@ async def test_a_run_is_forgotten_after_its_retention() -> None:
         assert await bus.last_seq("run_a") == 0
     finally:
         await bus.aclose()
+
+
+class Outage:
+    """A TCP proxy in front of Redis that can cut every connection and refuse new
+    ones (Redis unreachable for its clients), then let them through again."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.open: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
+        self.open += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        self.down = True
+        for writer in self.open:
+            writer.close()
+        self.open.clear()
+
+    async def stop(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+async def test_a_subscriber_resumes_after_redis_comes_back_without_loss_or_repeat() -> None:
+    prefix = f"test-{secrets.token_hex(6)}:"
+    outage = Outage()
+    reader = RedisEventBus(await outage.start(), prefix=prefix)
+    worker = RedisEventBus(REDIS_URL, prefix=prefix)  # on the other side of the outage
+    arrived: asyncio.Queue[int] = asyncio.Queue()
+
+    async def follow() -> None:
+        async for event in reader.subscribe("run_a", 0):
+            arrived.put_nowait(event.seq)
+
+    async def next_seqs(count: int) -> list[int]:
+        return [await asyncio.wait_for(arrived.get(), 10) for _ in range(count)]
+
+    follower = asyncio.create_task(follow())
+    try:
+        await worker.publish("run_a", "thread.run.created", {})
+        assert await next_seqs(1) == [1]
+        outage.cut()
+        with pytest.raises(Exception):  # noqa: B017, PT011 - redis-py's connection errors vary
+            await reader.ping()
+        for i in range(2, 5):
+            await worker.publish("run_a", "thread.message.delta", {"i": i})
+        assert not follower.done()  # it waits for Redis, it does not end
+        outage.down = False
+        assert await next_seqs(3) == [2, 3, 4]
+        assert arrived.empty()
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+        await reader.aclose()
+        await worker.redis.delete(f"{prefix}run:run_a:seq", f"{prefix}run:run_a:events")
+        await worker.aclose()
+        await outage.stop()

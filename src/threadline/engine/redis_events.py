@@ -45,7 +45,9 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 return seq
 """
 
-_BLOCK_MS = 5_000
+# A blocking read must end before the socket's read timeout, or it reads as an error.
+_BLOCK_MS = 2_000
+_SOCKET_TIMEOUT = 10.0
 _RETRY_SECONDS = 0.5
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -68,6 +70,8 @@ class RedisEventBus(EventBus):
             url,
             max_connections=max_connections,
             decode_responses=False,
+            socket_timeout=_SOCKET_TIMEOUT,
+            socket_connect_timeout=2.0,
             health_check_interval=30,
         )
         self._publish = self.redis.register_script(_PUBLISH)
