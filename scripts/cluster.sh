@@ -12,6 +12,8 @@ BASE_PORT="${BASE_PORT:-8000}"
 LOG_DIR="${LOG_DIR:-cluster-logs}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${THREADLINE_BIN:-$here/.venv/bin/threadline}"
+# This checkout's source first (the virtual environment may be shared).
+export PYTHONPATH="$here/src${PYTHONPATH:+:$PYTHONPATH}"
 
 export THREADLINE_DATABASE_URL="${THREADLINE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/threadline}"
 export THREADLINE_REDIS_URL="${THREADLINE_REDIS_URL:-redis://127.0.0.1:6379/0}"
