@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     queue_stalled_seconds: float = Field(default=30.0, gt=0)
     """A worker whose heartbeat is this old is dead: its runs go to the sweeper."""
     queue_abort_poll_seconds: float = Field(default=5.0, gt=0)
-    worker_grace_seconds: float = Field(default=10.0, ge=0)
+    worker_grace_seconds: float = Field(default=5.0, ge=0)
     """On SIGTERM, how long running turns may finish before they are handed back."""
 
     # --- models -----------------------------------------------------------------
