@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.support.servers import make_settings
+from threadline.cli import main
 from threadline.settings import Settings
 from threadline.testing import free_port, serve_in_thread
 
@@ -48,3 +49,12 @@ def test_an_api_only_process_needs_the_shared_queue_on_postgresql(tmp_path: Path
         {"database_url": "postgresql://h/x", "queue": "procrastinate", "worker": "off"}
     )
     assert as_written.worker is False
+
+
+def test_a_worker_process_needs_the_shared_queue(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("THREADLINE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("THREADLINE_QUEUE", raising=False)
+    assert main(["worker"]) == 2
+    assert "THREADLINE_QUEUE=procrastinate" in capsys.readouterr().err
