@@ -4,8 +4,10 @@ procrastinate queue and one Redis event bus between them.
 
 A run created through one API process is executed by a worker and streamed from
 the other API process (live, and again after a ``Last-Event-ID``); a cancel sent
-to the other API process stops the model call on the worker at once; a worker
-killed with ``kill -9`` mid-run leaves no run stuck: each resumes on the other
+to the other API process stops the model call on the worker at once; a worker's
+SIGTERM hands its turns to the other; a client whose API process is killed
+resumes on the other and misses nothing; a worker killed with ``kill -9`` mid-run
+leaves no run stuck: each resumes on the other
 worker or fails, in bounded time, with exactly one assistant message per
 completed run.
 """
@@ -204,6 +206,29 @@ def read_stream(
     raise AssertionError(f"the stream ended without `done`: {events}")
 
 
+def read_into(
+    seen: list[tuple[int, str, dict[str, Any]]],
+    http: httpx.Client,
+    path: str,
+    after_events: int,
+    then: Callable[[], None],
+) -> None:
+    """Read a run's stream from the start into ``seen``; once ``after_events`` have
+    come and the latest is a delta, call ``then`` and read on (until it breaks)."""
+    seq, name, called = 0, "", False
+    with http.stream("GET", path, headers={"Last-Event-ID": "0"}) as response:
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                seq = int(line[4:])
+            elif line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                seen.append((seq, name, json.loads(line[6:])))
+                if not called and name == "thread.message.delta" and len(seen) >= after_events:
+                    then()
+                    called = True
+
+
 def assistant_texts(sdk: openai.OpenAI, thread_id: str) -> list[str]:
     messages = sdk.beta.threads.messages.list(thread_id, order="asc")
     return [
@@ -328,6 +353,33 @@ def test_sigterm_of_a_worker_hands_its_turns_to_the_other(cluster: Cluster) -> N
     assert "lost its worker" not in other.log()
     stopping.start()
     stopping.wait_ready()
+
+
+def test_a_client_whose_api_process_dies_resumes_on_the_other_and_misses_nothing(
+    cluster: Cluster,
+) -> None:
+    dying = cluster.apis[1]
+    with cluster.sdk(0) as sdk:
+        (run,), texts = slow_runs(sdk, 1, "a")
+    seen: list[tuple[int, str, dict[str, Any]]] = []
+    path = f"/threads/{run.thread_id}/runs/{run.id}/events"
+    with cluster.http(1) as http, pytest.raises(httpx.TransportError):
+        read_into(seen, http, path, after_events=8, then=dying.kill)  # mid-stream, mid-reply
+    assert seen
+    with cluster.http(0) as other:
+        rest = read_stream(other, run.thread_id, run.id, seen[-1][0])
+        whole = read_stream(other, run.thread_id, run.id, 0)
+    assert seen + rest == whole  # nothing missed, nothing twice
+    assert whole[-1][1] == "thread.run.completed"
+    streamed = "".join(
+        part["text"]["value"]
+        for _, name, data in whole
+        if name == "thread.message.delta"
+        for part in data["delta"]["content"]
+    )
+    assert streamed == texts[run.thread_id]
+    dying.start()
+    dying.wait_ready()
 
 
 def test_kill_9_of_a_worker_mid_run_leaves_no_run_stuck(cluster: Cluster) -> None:
