@@ -178,6 +178,7 @@ class Outage:
 
     def __init__(self) -> None:
         self.down = False
+        self.refused = asyncio.Event()  # a client tried while it was down
         self.open: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
 
@@ -188,6 +189,7 @@ class Outage:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.down:
+            self.refused.set()
             writer.close()
             return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
@@ -251,4 +253,25 @@ async def test_a_subscriber_resumes_after_redis_comes_back_without_loss_or_repea
         await reader.aclose()
         await worker.redis.delete(f"{prefix}run:run_a:seq", f"{prefix}run:run_a:events")
         await worker.aclose()
+        await outage.stop()
+
+
+async def test_a_publisher_waits_for_redis_to_come_back() -> None:
+    prefix = f"test-{secrets.token_hex(6)}:"
+    outage = Outage()
+    worker = RedisEventBus(await outage.start(), prefix=prefix)
+    reader = RedisEventBus(REDIS_URL, prefix=prefix)
+    try:
+        assert await worker.publish("run_a", "thread.run.created", {}) == 1
+        outage.cut()
+        publishing = asyncio.create_task(worker.publish("run_a", "thread.message.delta", {}))
+        await asyncio.wait_for(outage.refused.wait(), 5)  # it tried, and failed
+        assert not publishing.done()
+        outage.down = False
+        assert await asyncio.wait_for(publishing, 10) == 2
+        assert [e.seq for e in await next_batch(reader, "run_a", 0)] == [1, 2]
+    finally:
+        await worker.aclose()
+        await reader.redis.delete(f"{prefix}run:run_a:seq", f"{prefix}run:run_a:events")
+        await reader.aclose()
         await outage.stop()

@@ -13,7 +13,9 @@ bus forgets a run: a stream whose events are gone reads as a run with none
 
 A subscriber reads with ``XREAD BLOCK`` after its cursor: the replay and the
 live tail are the same call. When Redis cannot be reached a subscriber waits and
-tries again (its cursor kept), so a stream resumes once Redis is back.
+tries again (its cursor kept), so a stream resumes once Redis is back; a publisher
+tries again for ``publish_patience`` seconds before it gives up (a batch whose
+reply was lost as the connection broke may then be appended twice).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -61,10 +64,12 @@ class RedisEventBus(EventBus):
         max_events: int = 20_000,
         retention: float = 900.0,
         max_connections: int = 2_000,
+        publish_patience: float = 10.0,
     ) -> None:
         self.prefix = prefix
         self.max_events = max_events
         self.retention = max(1, int(retention))
+        self.publish_patience = publish_patience
         # A subscriber holds a connection while it blocks; publishers take the others.
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
@@ -93,8 +98,16 @@ class RedisEventBus(EventBus):
         for name, data in events:
             # A snapshot, as ``Event.of`` makes it (the engine goes on changing data).
             args += [name, json.dumps(data, separators=(",", ":"), ensure_ascii=False)]
-        seq = await self._publish(keys=list(self._keys(run_id)), args=args)
-        return int(seq)
+        deadline = time.monotonic() + self.publish_patience
+        while True:
+            try:
+                return int(await self._publish(keys=list(self._keys(run_id)), args=args))
+            except _UNREACHABLE as exc:
+                # Redis restarting: wait for it a while rather than fail the run.
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("publishing an event of %s: %s; trying again", run_id, exc)
+                await asyncio.sleep(_RETRY_SECONDS)
 
     async def last_seq(self, run_id: str) -> int:
         raw = await self.redis.get(self._keys(run_id)[0])
