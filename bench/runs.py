@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/runs.py                  # SQLite in a temporary directory
     .venv/bin/python bench/runs.py --database-url postgresql://postgres@127.0.0.1/bench
+    .venv/bin/python bench/runs.py --database-url postgresql://postgres@127.0.0.1/bench \
+        --split --server-env THREADLINE_REDIS_URL=redis://127.0.0.1:6379/0
+
+With ``--split`` the server is one ``serve --no-worker`` and one ``threadline worker``
+on procrastinate (the scale-out shape); the CPU per run is both processes'.
 
 A fake OpenAI chat-completions server (``threadline.testing.fake_openai``) answers at
 once on loopback, in a thread of this process; ``threadline serve`` runs as a separate
@@ -48,9 +53,14 @@ TARGET_ADDED_P50_MS = 5.0
 
 @contextmanager
 def threadline_server(
-    data_dir: Path, model_url: str, database_url: str | None, env: dict[str, str]
-) -> Iterator[tuple[str, int]]:
-    """``threadline serve`` in a child process; yields its ``/v1`` URL and pid."""
+    data_dir: Path,
+    model_url: str,
+    database_url: str | None,
+    env: dict[str, str],
+    split: bool = False,
+) -> Iterator[tuple[str, list[int]]]:
+    """``threadline serve`` in a child process (with ``split``: the API only, and a
+    ``threadline worker`` beside it); yields its ``/v1`` URL and the pids."""
     port = free_port()
     settings = {
         "THREADLINE_DATA_DIR": str(data_dir),
@@ -59,19 +69,32 @@ def threadline_server(
         "THREADLINE_API_KEYS": KEY,
         "THREADLINE_LOG_LEVEL": "warning",
         **({"THREADLINE_DATABASE_URL": database_url} if database_url else {}),
+        **({"THREADLINE_QUEUE": "procrastinate"} if split else {}),
         **env,
     }
     log = (data_dir / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(THREADLINE), "serve", "--port", str(port)],
-        env=os.environ | settings,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    procs = []
+    if split:
+        procs.append(
+            subprocess.Popen(
+                [str(THREADLINE), "worker"],
+                env=os.environ | settings,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    procs.append(
+        subprocess.Popen(
+            [str(THREADLINE), "serve", "--port", str(port), *(["--no-worker"] if split else [])],
+            env=os.environ | settings,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     )
     try:
         deadline = time.monotonic() + 60
         while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
                 raise RuntimeError(f"threadline did not start; see {data_dir / 'server.log'}")
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
@@ -79,14 +102,16 @@ def threadline_server(
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/v1", proc.pid
+        yield f"http://127.0.0.1:{port}/v1", [p.pid for p in procs]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         log.close()
 
 
@@ -106,15 +131,20 @@ class RunTiming:
     completed: bool
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of processes so far (Linux ``/proc``)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Bench:
-    def __init__(self, base_url: str, model_url: str, concurrency: int, server_pid: int) -> None:
-        self.server_pid = server_pid
+    def __init__(
+        self, base_url: str, model_url: str, concurrency: int, server_pids: list[int]
+    ) -> None:
+        self.server_pids = server_pids
         self.base_url = base_url
         self.model_url = model_url
         limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=64)
@@ -207,10 +237,10 @@ class Bench:
                 timings.append(await self.stream_run(pending.pop()))
 
         start = time.perf_counter()
-        server_cpu, client_cpu = cpu_seconds(self.server_pid), time.process_time()
+        server_cpu, client_cpu = cpu_seconds(self.server_pids), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-        server_cpu = cpu_seconds(self.server_pid) - server_cpu
+        server_cpu = cpu_seconds(self.server_pids) - server_cpu
         client_cpu = time.process_time() - client_cpu
         totals = [t.total for t in timings]
         return {
@@ -246,9 +276,9 @@ class Bench:
 
 
 async def measure(
-    args: argparse.Namespace, base_url: str, model_url: str, server_pid: int
+    args: argparse.Namespace, base_url: str, model_url: str, server_pids: list[int]
 ) -> dict[str, Any]:
-    bench = Bench(base_url, model_url, max(args.concurrency), server_pid)
+    bench = Bench(base_url, model_url, max(args.concurrency), server_pids)
     try:
         await bench.setup()
         # Warm the server (tokenizer, connection pools, SQLite pages) before timing.
@@ -310,6 +340,11 @@ def main() -> int:
         help="an extra THREADLINE_* setting for the server",
     )
     parser.add_argument(
+        "--split",
+        action="store_true",
+        help="serve --no-worker plus one threadline worker (procrastinate; PostgreSQL)",
+    )
+    parser.add_argument(
         "--hold",
         action="store_true",
         help="print the server's pid and wait for Enter before measuring (to attach py-spy)",
@@ -317,14 +352,18 @@ def main() -> int:
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.server_env)
     engine = "PostgreSQL" if args.database_url else "SQLite"
+    if args.split:
+        engine += ", 1 API + 1 worker (procrastinate)"
+    if "THREADLINE_REDIS_URL" in env:
+        engine += ", Redis Streams"
     with (
         tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp,
         FakeChatServer(usage=(12, 7)) as fake,
-        threadline_server(Path(tmp), fake.url, args.database_url, env) as (url, pid),
+        threadline_server(Path(tmp), fake.url, args.database_url, env, args.split) as (url, pids),
     ):
         if args.hold:
-            input(f"threadline serve is pid {pid}; press Enter to start ")
-        results = asyncio.run(measure(args, url, fake.url, pid))
+            input(f"threadline is pids {pids}; press Enter to start ")
+        results = asyncio.run(measure(args, url, fake.url, pids))
     report(results, engine)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -75,6 +75,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> dict[str, str]:
+        await built.check_ready()  # NotReadyError: 503 in the error envelope
+        return {"status": "ready"}
+
     app.add_middleware(
         BodySizeLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes
     )

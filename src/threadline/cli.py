@@ -1,4 +1,4 @@
-"""The ``threadline`` command: serve, migrate, keys."""
+"""The ``threadline`` command: serve, worker, migrate, keys."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -15,6 +16,8 @@ import sqlalchemy.exc
 from threadline.errors import ThreadlineError
 from threadline.settings import Settings
 from threadline.wiring import build_services
+
+log = logging.getLogger("threadline")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -27,6 +30,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         settings.host = args.host
     if args.port is not None:
         settings.port = args.port
+    if args.no_worker:
+        settings = Settings.model_validate({**settings.model_dump(), "worker": False})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = uvicorn.Server(
         config(
@@ -42,10 +47,27 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _work(settings: Settings) -> None:
+    """A worker process: executes runs and sweeps until SIGTERM or SIGINT, then
+    stops taking turns and gives running ones the grace period."""
+    services = build_services(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await services.start(api=False)
+        log.info("worker %s started", services.worker.worker_id)
+        await stop.wait()
+        log.info("stopping: running turns get %.0f s", settings.worker_grace_seconds)
+    finally:
+        await services.aclose()
+
+
 async def _migrate(settings: Settings) -> None:
     services = build_services(settings)
     try:
-        await services.db.migrate()
+        await services.migrate()
     finally:
         await services.aclose()
     print(f"schema is up to date ({settings.resolved_database_url.split('://')[0]})")
@@ -74,6 +96,12 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API server (migrates first)")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="the API only: runs are executed by `threadline worker` processes",
+    )
+    sub.add_parser("worker", help="execute runs and sweep (no HTTP); migrates first")
     sub.add_parser("migrate", help="bring the database schema up to date")
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -99,7 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings, args)
     try:
-        if args.command == "migrate":
+        if args.command == "worker":
+            if settings.queue != "procrastinate":
+                return _fail("a worker process needs THREADLINE_QUEUE=procrastinate")
+            settings = Settings.model_validate({**settings.model_dump(), "worker": True})
+            asyncio.run(_work(settings))
+        elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         else:
             asyncio.run(_keys(settings, args))

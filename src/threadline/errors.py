@@ -90,3 +90,10 @@ class RequestTooLargeError(ThreadlineError):
 class ConflictError(ThreadlineError):
     status_code = 409
     error_type = "invalid_request_error"
+
+
+class NotReadyError(ThreadlineError):
+    """A backing service (database, event bus, queue) cannot be reached."""
+
+    status_code = 503
+    error_type = "service_unavailable"

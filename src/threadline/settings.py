@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelBackendName = Literal["local", "openai", "scripted"]
 EmbedderName = Literal["local", "openai", "hash"]
+QueueName = Literal["inprocess", "procrastinate"]
 
 
 class Settings(BaseSettings):
@@ -56,6 +57,23 @@ class Settings(BaseSettings):
     """How long a file's ingestion is held by one process without renewing; a file
     whose lease lapses (its process died) is taken up again, at most 3 attempts."""
 
+    # --- scale-out ----------------------------------------------------------------
+    worker: bool = True
+    """Whether this process executes runs (off: the API only; ``serve --no-worker``)."""
+    queue: QueueName = "inprocess"
+    """``procrastinate``: runs queued in PostgreSQL for every worker process."""
+    redis_url: str | None = None
+    """Redis for run events (Streams), shared by every process; default: in memory."""
+    redis_prefix: str = "threadline:"
+    event_retention_seconds: float = Field(default=900.0, gt=0)
+    event_max_per_run: int = Field(default=20_000, ge=16)
+    queue_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    queue_stalled_seconds: float = Field(default=30.0, gt=0)
+    """A worker whose heartbeat is this old is dead: its runs go to the sweeper."""
+    queue_abort_poll_seconds: float = Field(default=5.0, gt=0)
+    worker_grace_seconds: float = Field(default=5.0, ge=0)
+    """On SIGTERM, how long running turns may finish before they are handed back."""
+
     # --- models -----------------------------------------------------------------
     model_backend: ModelBackendName | None = None
     """Which backend runs models; default ``openai`` when ``openai_base_url`` is set,
@@ -94,6 +112,19 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @model_validator(mode="after")
+    def _roles_fit(self) -> Settings:
+        if not self.worker and self.queue != "procrastinate":
+            raise ValueError(
+                "an API-only process (THREADLINE_WORKER=off) needs a shared queue: "
+                "THREADLINE_QUEUE=procrastinate"
+            )
+        if self.queue == "procrastinate" and not self.resolved_database_url.startswith(
+            ("postgresql", "postgres:")
+        ):
+            raise ValueError("THREADLINE_QUEUE=procrastinate needs a PostgreSQL database")
+        return self
 
     @property
     def resolved_database_url(self) -> str:

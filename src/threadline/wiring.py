@@ -4,12 +4,13 @@ the backends; the app, the CLI and tests ask here."""
 
 from __future__ import annotations
 
-from threadline.engine.events import InMemoryEventBus
+from threadline.engine.events import EventBus, InMemoryEventBus
 from threadline.engine.lifecycle import Lifecycle
 from threadline.engine.worker import RunWorker
 from threadline.models.base import ModelBackend
 from threadline.models.registry import build_backend
 from threadline.models.tokens import get_encoding
+from threadline.queue.base import RunQueue
 from threadline.queue.inprocess import InProcessQueue
 from threadline.retrieval.chunking import OrdinaryTokenizer
 from threadline.retrieval.embedders import make_embedder
@@ -28,7 +29,7 @@ from threadline.services.vector_store_files import VectorStoreFileService
 from threadline.services.vector_stores import VectorStoreService
 from threadline.settings import Settings
 from threadline.storage.blobs import LocalBlobStore
-from threadline.storage.db import Database
+from threadline.storage.db import Database, normalise_url
 
 
 def build_pipeline(settings: Settings, db: Database) -> Pipeline:
@@ -47,9 +48,9 @@ def build_services(
     db = Database(settings.resolved_database_url, fast_path=settings.sqlite_fast_path)
     refs = References()
     blobs = LocalBlobStore(settings.files_dir)
-    bus = InMemoryEventBus()
+    bus = build_bus(settings)
     lifecycle = Lifecycle(db, bus)
-    queue = InProcessQueue(settings.worker_concurrency)
+    queue = build_queue(settings)
     model = backend or build_backend(settings)
     threads = ThreadService(db, refs)
     worker = RunWorker(db, lifecycle, queue, model, settings)
@@ -78,3 +79,34 @@ def build_services(
         vector_store_files=VectorStoreFileService(db, refs, pipeline, ingestion),
         ingestion=ingestion,
     )
+
+
+def build_bus(settings: Settings) -> EventBus:
+    """Run events: on Redis Streams when ``redis_url`` is set, else in this process."""
+    if settings.redis_url:
+        from threadline.engine.redis_events import RedisEventBus
+
+        return RedisEventBus(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            max_events=settings.event_max_per_run,
+            retention=settings.event_retention_seconds,
+        )
+    return InMemoryEventBus(
+        max_events=settings.event_max_per_run, retention=settings.event_retention_seconds
+    )
+
+
+def build_queue(settings: Settings) -> RunQueue:
+    """The run queue: procrastinate on PostgreSQL, or this process's own."""
+    if settings.queue == "procrastinate":
+        from threadline.queue.procrastinate_queue import ProcrastinateQueue
+
+        return ProcrastinateQueue(
+            normalise_url(settings.resolved_database_url),
+            concurrency=settings.worker_concurrency,
+            heartbeat_seconds=settings.queue_heartbeat_seconds,
+            stalled_after_seconds=settings.queue_stalled_seconds,
+            abort_poll_seconds=settings.queue_abort_poll_seconds,
+        )
+    return InProcessQueue(settings.worker_concurrency)

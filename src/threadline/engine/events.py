@@ -87,6 +87,9 @@ class EventBus(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
+    async def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise if the bus cannot be reached."""
+
 
 @dataclass
 class _RunLog:

@@ -52,7 +52,9 @@ class Sweeper:
             except TransitionRefused:
                 continue  # it ended meanwhile
             await self.queue.abort(run_id)
-        for run_id in lapsed:
+        # A worker whose heartbeat stopped: its runs now, not at their lease's end.
+        stalled = await self.queue.release_stalled()
+        for run_id in dict.fromkeys([*stalled, *lapsed]):
             await self._recover(run_id)
 
     async def _recover(self, run_id: str) -> None:
@@ -72,6 +74,8 @@ class Sweeper:
             if refused.current == S.CANCELLING:
                 with contextlib.suppress(TransitionRefused):
                     await self.lifecycle.finish_cancel(run_id)
+            elif refused.current == S.QUEUED:
+                await self.queue.enqueue(run_id)  # its execution died before it began
             return
         except TransitionRefused:
             return

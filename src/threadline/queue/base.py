@@ -42,3 +42,20 @@ class RunQueue(ABC):
     @abstractmethod
     async def stop(self, grace: float) -> None:
         """Stop taking runs; give executions ``grace`` seconds, then cancel them."""
+
+    async def migrate(self) -> None:  # noqa: B027 - optional hook
+        """Bring the queue's own storage up to date (``threadline migrate``)."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect, to enqueue and abort (a process that does not execute runs too)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections (after ``stop``)."""
+
+    async def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise if the queue cannot be reached."""
+
+    async def release_stalled(self) -> list[str]:
+        """Runs whose executions a dead worker left (found by heartbeat), their
+        executions closed; for the sweeper's rules."""
+        return []

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from threadline.engine.events import EventBus
 from threadline.engine.worker import RunWorker
+from threadline.errors import NotReadyError
 from threadline.models.base import ModelBackend
 from threadline.services.assistants import AssistantService
 from threadline.services.files import FileService
@@ -23,6 +24,7 @@ from threadline.settings import Settings
 from threadline.storage.db import Database
 
 log = logging.getLogger("threadline")
+READY_TIMEOUT = 2.0
 
 
 @dataclass
@@ -43,11 +45,37 @@ class Services:
     ingestion: IngestionWorker
     _warming: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def migrate(self) -> None:
+        """Bring the database's schema, and the queue's, up to date."""
         await self.db.migrate()
-        await self.worker.start()
-        await self.ingestion.start()
-        self._warming = asyncio.create_task(self._warm_up(), name="model-warm-up")
+        await self.worker.queue.migrate()
+
+    async def start(self, *, api: bool = True) -> None:
+        """Start this process's roles: the API's connections, and the worker (runs
+        and sweeps) unless ``settings.worker`` is off."""
+        await self.migrate()
+        await self.worker.queue.open()
+        if self.settings.worker:
+            await self.worker.start()
+            await self.ingestion.start()
+            self._warming = asyncio.create_task(self._warm_up(), name="model-warm-up")
+        elif not api:
+            raise RuntimeError("a process with neither the API nor the worker does nothing")
+
+    async def check_ready(self) -> None:
+        """Raise ``NotReadyError`` naming the first of the database, the event bus and
+        the queue that cannot be reached."""
+        for name, ping in (
+            ("database", self.db.ping),
+            ("event bus", self.bus.ping),
+            ("queue", self.worker.queue.ping),
+        ):
+            try:
+                await asyncio.wait_for(ping(), READY_TIMEOUT)
+            except Exception as exc:
+                raise NotReadyError(
+                    f"The {name} cannot be reached: {exc or type(exc).__name__}"
+                ) from exc
 
     async def _warm_up(self) -> None:
         try:
@@ -59,7 +87,8 @@ class Services:
         if self._warming is not None:
             self._warming.cancel()
         await self.ingestion.stop()
-        await self.worker.stop()
+        await self.worker.stop(self.settings.worker_grace_seconds)
+        await self.worker.queue.aclose()
         await self.backend.aclose()
         await self.bus.aclose()
         await self.db.dispose()

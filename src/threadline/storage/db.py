@@ -154,6 +154,11 @@ class Database:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(74201)"))
             await conn.run_sync(_upgrade)
 
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        async with self.read() as conn:
+            await conn.execute(text("SELECT 1"))
+
     async def dispose(self) -> None:
         loop = asyncio.get_running_loop()
         turn = self._writers.pop(loop, None)

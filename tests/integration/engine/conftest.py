@@ -49,11 +49,13 @@ class ManualClock:
 
 
 class RecordingQueue(RunQueue):
-    """Executes nothing: records what is enqueued and aborted."""
+    """Executes nothing: records what is enqueued and aborted; ``stalled`` are the
+    runs it reports a dead worker left (once each)."""
 
     def __init__(self) -> None:
         self.enqueued: list[str] = []
         self.aborted: list[str] = []
+        self.stalled: list[str] = []
 
     async def start(self, execute: Execute) -> None:
         pass
@@ -67,6 +69,10 @@ class RecordingQueue(RunQueue):
 
     async def stop(self, grace: float) -> None:
         pass
+
+    async def release_stalled(self) -> list[str]:
+        stalled, self.stalled = self.stalled, []
+        return stalled
 
 
 @dataclass

@@ -73,3 +73,32 @@ async def test_requeue_waiting_hands_every_queued_run_to_the_queue(kit: Any) -> 
     kit.queue.enqueued.clear()
     assert await kit.sweeper.requeue_waiting() == 2
     assert kit.queue.enqueued == [first["id"], second["id"]]
+
+
+async def test_a_dead_workers_runs_are_recovered_before_their_leases_lapse(kit: Any) -> None:
+    # The queue found the worker's heartbeat stopped: its runs are queued again at
+    # once (an attempt counted), a cancel it left is finished; nothing waits for
+    # the lease.
+    running, cancelling = await kit.new_run(), await kit.new_run()
+    for run in (running, cancelling):
+        await kit.lifecycle.claim(run["id"], "wrk_dead", kit.clock.time() + LEASE, nothing)
+    await kit.lifecycle.cancel(cancelling["id"])
+    kit.queue.enqueued.clear()
+    kit.queue.stalled = [running["id"], cancelling["id"]]
+    await kit.sweeper.sweep()
+    row = await kit.row(running["id"])
+    assert (row.status, row.attempts, row.lease_owner) == ("queued", 1, None)
+    assert kit.queue.enqueued == [running["id"]]
+    assert await kit.status(cancelling["id"]) == "cancelled"
+    await kit.sweeper.sweep()  # reported once: nothing more happens
+    assert kit.queue.enqueued == [running["id"]]
+
+
+async def test_a_stalled_run_that_is_queued_is_queued_again(kit: Any) -> None:
+    # Its execution died before it claimed the run: the run waits with no job.
+    run = await kit.new_run()
+    kit.queue.enqueued.clear()
+    kit.queue.stalled = [run["id"]]
+    await kit.sweeper.sweep()
+    assert kit.queue.enqueued == [run["id"]]
+    assert await kit.status(run["id"]) == "queued"

@@ -1,0 +1,182 @@
+"""The ``RunQueue`` on procrastinate (PostgreSQL only): runs shared by every worker
+process of a deployment.
+
+One job per run turn, deferred with the run id as its queueing lock, so a run
+waits in the queue at most once however many processes ask for it. A worker
+executes a job by executing the run's turn; the database's lease (not the job)
+says who may write the run, so a job that finds its run no longer queued does
+nothing.
+
+Cancel from any process: ``abort`` asks procrastinate to abort the run's running
+job; the worker that runs it hears it at once (LISTEN/NOTIFY; polled as a
+fallback) and cancels the turn's task, whose cancellation path finishes the
+cancel or hands the run back. Workers beat a heartbeat; ``release_stalled``
+closes the jobs of workers that stopped beating and names their runs for the
+sweeper's rules (queue again, or fail after three attempts).
+
+A worker stopping (SIGTERM) takes no new job, lets running turns finish for the
+grace period, then cancels them: each hands its run back and queues it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import procrastinate
+import psycopg
+from procrastinate import jobs
+from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.worker import Worker
+from sqlalchemy.engine import make_url
+
+from threadline.queue.base import Execute, RunQueue
+
+log = logging.getLogger("threadline.queue")
+
+TASK = "threadline.run_turn"
+QUEUE = "runs"
+_SCHEMA_LOCK = 0x7468_726C  # advisory lock id: one process applies the schema
+
+
+def conninfo_of(database_url: str) -> str:
+    """A libpq connection string from the SQLAlchemy URL of a PostgreSQL database."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        raise ValueError("the procrastinate queue needs PostgreSQL (THREADLINE_DATABASE_URL)")
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class ProcrastinateQueue(RunQueue):
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        concurrency: int,
+        heartbeat_seconds: float = 10.0,
+        stalled_after_seconds: float = 30.0,
+        abort_poll_seconds: float = 5.0,
+        pool_size: int = 10,
+    ) -> None:
+        self.conninfo = conninfo_of(database_url)
+        self.concurrency = concurrency
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stalled_after_seconds = stalled_after_seconds
+        self.abort_poll_seconds = abort_poll_seconds
+        connector = procrastinate.PsycopgConnector(
+            conninfo=self.conninfo, min_size=1, max_size=pool_size
+        )
+        self.app = procrastinate.App(connector=connector)
+        self.app.task(name=TASK, queue=QUEUE)(self._turn)
+        self._execute: Execute | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._jobs: Worker | None = None
+        self._opened = False
+        self._stopping = False
+
+    # --- life -------------------------------------------------------------------
+    async def migrate(self) -> None:
+        """Apply procrastinate's schema unless it is there (one process at a time)."""
+        connecting = psycopg.AsyncConnection.connect(self.conninfo)
+        async with await connecting as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            cursor = await conn.execute("SELECT to_regclass('procrastinate_jobs')")
+            row = await cursor.fetchone()
+            if row is not None and row[0] is not None:
+                return
+            await conn.execute(procrastinate.schema.SchemaManager.get_schema())
+        log.info("applied procrastinate's schema")
+
+    async def open(self) -> None:
+        if not self._opened:
+            await self.app.open_async()
+            self._opened = True
+
+    async def start(self, execute: Execute) -> None:
+        await self.open()
+        self._execute = execute
+        self._jobs = Worker(
+            self.app,
+            queues=[QUEUE],
+            concurrency=self.concurrency,
+            install_signal_handlers=False,
+            update_heartbeat_interval=self.heartbeat_seconds,
+            stalled_worker_timeout=self.stalled_after_seconds,
+            abort_job_polling_interval=self.abort_poll_seconds,
+            delete_jobs="successful",
+        )
+        self._worker = asyncio.create_task(
+            self._jobs.run(),  # type: ignore[no-untyped-call]
+            name="procrastinate-worker",
+        )
+
+    async def stop(self, grace: float) -> None:
+        """Take no more jobs; ``grace`` seconds for running turns, then cancel them."""
+        self._stopping = True
+        worker = self._worker
+        if worker is None:
+            return
+        assert self._jobs is not None
+        self._jobs.shutdown_graceful_timeout = grace
+        self._jobs.stop()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(worker, grace + 10)
+        self._worker = self._jobs = None
+
+    async def aclose(self) -> None:
+        if self._opened:
+            await self.app.close_async()
+            self._opened = False
+
+    async def ping(self) -> None:
+        if not await self.app.job_manager.check_connection_async():
+            raise RuntimeError("procrastinate's schema is missing (run `threadline migrate`)")
+
+    # --- jobs -------------------------------------------------------------------
+    async def enqueue(self, run_id: str) -> None:
+        await self.open()
+        deferrer = self.app.configure_task(TASK, queueing_lock=run_id, queue=QUEUE)
+        with contextlib.suppress(AlreadyEnqueued):
+            await deferrer.defer_async(run_id=run_id)
+
+    async def _turn(self, run_id: str) -> None:
+        assert self._execute is not None, "a job ran before the queue started"
+        try:
+            await self._execute(run_id)
+        except asyncio.CancelledError:
+            if self._stopping:
+                # Stopped for a shutdown: the turn handed its run back; queue it again
+                # for another worker (nothing happens if it is not queued).
+                await asyncio.shield(self.enqueue(run_id))
+            raise
+
+    async def abort(self, run_id: str) -> bool:
+        """Abort the run's running job, wherever it runs; drop a waiting one. True if
+        a running job was asked to stop."""
+        await self.open()
+        manager = self.app.job_manager
+        asked = False
+        for status in ("doing", "todo"):
+            for job in await manager.list_jobs_async(
+                task=TASK, status=status, queueing_lock=run_id
+            ):
+                assert job.id is not None
+                done = await manager.cancel_job_by_id_async(job.id, abort=status == "doing")
+                asked = asked or (done and status == "doing")
+        return asked
+
+    async def release_stalled(self) -> list[str]:
+        """Close the jobs of workers whose heartbeat stopped; their run ids."""
+        manager = self.app.job_manager
+        stalled = await manager.get_stalled_jobs(
+            task_name=TASK, seconds_since_heartbeat=self.stalled_after_seconds
+        )
+        run_ids: list[str] = []
+        for job in stalled:
+            assert job.id is not None
+            await manager.finish_job_by_id_async(job.id, jobs.Status.FAILED, delete_job=False)
+            run_ids.append(str(job.task_kwargs["run_id"]))
+        if stalled:
+            await manager.prune_stalled_workers(self.stalled_after_seconds)
+        return run_ids
