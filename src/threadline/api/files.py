@@ -12,7 +12,7 @@ from threadline.api.deps import ProjectDep, ServicesDep
 from threadline.domain.pages import PageParams
 from threadline.schemas.common import DeletionStatus, ListResponse
 from threadline.schemas.file import UPLOAD_PURPOSES, FileObject
-from threadline.storage.blobs import BlobReader
+from threadline.services.files import BlobReader
 
 router = APIRouter(prefix="/files", tags=["Files"])
 

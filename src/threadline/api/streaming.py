@@ -5,18 +5,24 @@ goes away only ends its own stream."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi.responses import StreamingResponse
 
-from threadline.engine.events import DONE_SSE, SEGMENT_END, Event, EventBus
-from threadline.engine.lifecycle import error_payload
+from threadline.schemas.stream_event import DONE_SSE, SEGMENT_END, Event, error_payload
+
+
+class EventSource(Protocol):
+    """Where a run's events come from (the event bus)."""
+
+    def subscribe_batches(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]: ...
+
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def _frames(
-    bus: EventBus, run_id: str, after: int, lead: list[Event] | None
+    bus: EventSource, run_id: str, after: int, lead: list[Event] | None
 ) -> AsyncIterator[str]:
     if lead is not None:  # the whole stream, without waiting for more
         yield "".join(event.sse() for event in lead) + DONE_SSE
@@ -33,7 +39,7 @@ async def _frames(
 
 
 def run_stream(
-    bus: EventBus, run_id: str, after: int = 0, lead: list[Event] | None = None
+    bus: EventSource, run_id: str, after: int = 0, lead: list[Event] | None = None
 ) -> StreamingResponse:
     return StreamingResponse(
         _frames(bus, run_id, after, lead), media_type="text/event-stream", headers=HEADERS

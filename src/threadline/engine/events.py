@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
@@ -19,42 +18,9 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-# A run's stream pauses (the SSE response ends with `done`) after these events;
-# `thread.run.failed` is always followed by `error`, which ends it.
-SEGMENT_END = frozenset(
-    {
-        "thread.run.requires_action",
-        "thread.run.completed",
-        "thread.run.incomplete",
-        "thread.run.cancelled",
-        "thread.run.expired",
-        "error",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Event:
-    """One event; its data is kept as the JSON it had when it was made (a snapshot:
-    the engine goes on changing its steps and messages after telling)."""
-
-    seq: int
-    name: str
-    payload: str
-
-    @classmethod
-    def of(cls, seq: int, name: str, data: dict[str, Any]) -> Event:
-        return cls(seq, name, json.dumps(data, separators=(",", ":"), ensure_ascii=False))
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return json.loads(self.payload)  # type: ignore[no-any-return]
-
-    def sse(self) -> str:
-        return f"id: {self.seq}\nevent: {self.name}\ndata: {self.payload}\n\n"
-
-
-DONE_SSE = "event: done\ndata: [DONE]\n\n"
+from threadline.schemas.stream_event import DONE_SSE as DONE_SSE
+from threadline.schemas.stream_event import SEGMENT_END as SEGMENT_END
+from threadline.schemas.stream_event import Event as Event
 
 Events = list[tuple[str, dict[str, Any]]]
 """Events to publish: (name, data) pairs, in order."""

@@ -42,6 +42,7 @@ from threadline.domain.run_status import (
 from threadline.engine.events import EventBus, Events
 from threadline.engine.objects import usage_dict
 from threadline.models.base import Usage
+from threadline.schemas.stream_event import error_payload
 from threadline.storage import runs as store
 from threadline.storage.db import Database
 
@@ -62,10 +63,6 @@ _RUN_STAMP = {
     S.FAILED: "failed_at",
     S.COMPLETED: "completed_at",
     S.IN_PROGRESS: "started_at",
-}
-_ERROR_TYPES = {
-    "invalid_prompt": "invalid_request_error",
-    "rate_limit_exceeded": "rate_limit_error",
 }
 
 
@@ -125,17 +122,6 @@ class Move:
     run: dict[str, Any]
     counted: Usage = field(default_factory=Usage)  # the run's usage before this move
     events: Events = field(default_factory=list)
-
-
-def error_payload(last_error: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``error`` stream event that follows ``thread.run.failed``."""
-    error = last_error or {"code": "server_error", "message": "The run failed."}
-    return {
-        "message": error["message"],
-        "type": _ERROR_TYPES.get(error["code"], "server_error"),
-        "param": None,
-        "code": error["code"],
-    }
 
 
 class Lifecycle:

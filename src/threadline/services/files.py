@@ -12,7 +12,8 @@ from threadline.domain.pages import Page, PageParams
 from threadline.errors import InvalidRequestError, NotFoundError
 from threadline.schemas.file import UPLOAD_PURPOSES
 from threadline.storage import objects
-from threadline.storage.blobs import BlobMissingError, BlobReader, BlobStore
+from threadline.storage.blobs import BlobMissingError, BlobStore
+from threadline.storage.blobs import BlobReader as BlobReader
 from threadline.storage.db import Database
 
 repo = objects.files
