@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelBackendName = Literal["local", "openai", "scripted"]
+SandboxChoice = Literal["auto", "gvisor", "bwrap", "off"]
 
 
 class Settings(BaseSettings):
@@ -54,6 +55,18 @@ class Settings(BaseSettings):
     """Any GGUF file of your own; skips the assembly of the shipped weights."""
     local_context_window: int = Field(default=8192, ge=512)
     local_threads: int | None = None
+
+    # --- code_interpreter's sandbox ------------------------------------------------
+    sandbox: SandboxChoice = "auto"
+    """``auto`` takes the strongest that starts here: gVisor, else bubblewrap."""
+    sandbox_max_sessions: int = Field(default=16, ge=1)
+    sandbox_idle_seconds: float = Field(default=3600.0, gt=0)
+    sandbox_timeout_seconds: float = Field(default=60.0, gt=0)
+    sandbox_memory_mb: int = Field(default=1024, ge=128)
+    sandbox_python: Path = Path("/usr/bin/python3")
+    """Interpreter inside the sandbox; it must match the packages' Python version."""
+    sandbox_packages: Path | None = Path(".sandbox-packages")
+    """numpy, pandas, matplotlib… for the sandbox (``scripts/setup.sh`` installs them)."""
 
     @field_validator("data_dir")
     @classmethod
