@@ -156,7 +156,10 @@ class GVisorSandbox(Sandbox):
     """gVisor through ``runsc run`` on an OCI bundle written for each session.
 
     ``runsc do`` would be shorter but shows the whole host file system read-only;
-    the bundle mounts exactly the tree described in this module's docstring.
+    the bundle mounts exactly the tree described in this module's docstring. Cgroups
+    are left alone (``--ignore-cgroups``): on a cgroup v1 host, runsc's own cgroup
+    set-up ended the sandbox as soon as a few processes forked at once; the rlimits,
+    which the Sentry enforces itself, bound the session instead.
     """
 
     name = "gvisor"
@@ -232,10 +235,6 @@ class GVisorSandbox(Sandbox):
                 "namespaces": [
                     {"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")
                 ],
-                "resources": {
-                    "memory": {"limit": limits.memory_mb * MIB},
-                    "pids": {"limit": limits.processes},
-                },
             },
         }
 

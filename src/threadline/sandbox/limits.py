@@ -7,6 +7,12 @@ a fork bomb exhausts only its own session's count. ``/mnt/data`` and ``/tmp`` ar
 tmpfs mounts of a fixed size, a disk quota that needs no quota support from the host's
 file system; their pages are memory, so they count against the host's RAM:
 ``max_sessions * (disk_mb + tmp_mb)`` at worst.
+
+Memory is bounded per process, so one session may hold up to ``processes * memory_mb``
+(32 GiB with the defaults) if its code forks and fills every child; a cgroup would
+bound the session as a whole, but gVisor's cgroup set-up on hosts with the v1
+hierarchy made ``runsc`` exit on concurrent forks, and bubblewrap has none. Keep
+``processes`` low where memory is scarce.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ class SandboxLimits:
     """Address space of each process (``RLIMIT_AS``)."""
     cpu_seconds: int = 3600
     """CPU time of each process over the session's life (``RLIMIT_CPU``)."""
-    processes: int = 64
+    processes: int = 32
     open_files: int = 256
     file_mb: int = 512
     """Largest single file (``RLIMIT_FSIZE``)."""

@@ -20,6 +20,7 @@ import ast
 import base64
 import builtins
 import contextlib
+import io
 import json
 import linecache
 import os
@@ -232,6 +233,9 @@ def main() -> None:
     os.close(null)
     capture = Capture(config["max_log_bytes"])
     capture.start()
+    for stream in (sys.stdout, sys.stderr):  # interleaved as written, as in a terminal
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
     _apply_limits(config)
     os.chdir(WORK_DIR)
     repl = Repl(config)
