@@ -4,7 +4,10 @@ At most ``max_sessions`` processes live at once. A thread without a session when
 pool is full takes the place of the least recently used idle session, which is ended
 (its next execution reports ``restarted``); when every session is busy, it waits for
 one to finish. Sessions idle longer than ``idle_seconds`` are ended by ``reap_idle``
-(run it periodically with ``run_reaper``). The clock is injectable for tests.
+(run it periodically with ``run_reaper``). The first execution of a thread whose
+session the pool ended reports ``restarted``, so the model can be told its variables
+are gone; ``close`` (the thread was deleted) forgets the thread instead. The clock is
+injectable for tests.
 
 When the server runs as root, each live session gets a host uid of its own,
 ``UID_BASE + slot``: the process limit (``RLIMIT_NPROC``) counts processes per host
@@ -33,6 +36,9 @@ UID_BASE = 1_700_000_000
 ``/etc/subuid`` (100000 + 65536 per user), so it owns nothing on the host."""
 
 
+_LOST_KEPT = 100_000
+
+
 class SessionPool:
     def __init__(
         self,
@@ -54,6 +60,8 @@ class SessionPool:
         self._slots: dict[str, int] = {}
         self._used: dict[str, float] = {}
         self._claims: dict[str, int] = {}
+        self._lost: OrderedDict[str, bool] = OrderedDict()
+        """Threads whose session the pool ended (full, idle): their next start is a restart."""
         self._changed = asyncio.Condition()
         self._own_uids = os.geteuid() == 0 and not sandbox.needs_root
 
@@ -91,7 +99,11 @@ class SessionPool:
             self._claims[thread_id] = 1
             return session
 
-    async def _end(self, thread_id: str) -> None:
+    async def _end(self, thread_id: str, *, lost: bool = True) -> None:
+        if lost:
+            self._lost[thread_id] = True
+            while len(self._lost) > _LOST_KEPT:
+                self._lost.popitem(last=False)
         session = self._sessions.pop(thread_id)
         self._slots.pop(thread_id, None)
         self._used.pop(thread_id, None)
@@ -112,11 +124,14 @@ class SessionPool:
         while True:
             session = await self._session(thread_id)
             try:
-                return await session.execute(code, time_limit)
+                result = await session.execute(code, time_limit)
             except SessionClosed:
                 continue  # closed while this request queued: the thread starts anew
             finally:
                 await self._done(thread_id, session)
+            if self._lost.pop(thread_id, False) and not result.restarted:
+                result = replace(result, restarted=True)
+            return result
 
     async def put_file(self, thread_id: str, name: str, data: bytes) -> str:
         """Place a file at ``/mnt/data/<sanitised name>`` in the thread's session."""
@@ -133,7 +148,8 @@ class SessionPool:
         """End the thread's session (thread deleted); nothing if it has none."""
         async with self._changed:
             if thread_id in self._sessions:
-                await self._end(thread_id)
+                await self._end(thread_id, lost=False)
+            self._lost.pop(thread_id, None)
             self._changed.notify_all()
 
     async def reap_idle(self) -> list[str]:
@@ -164,5 +180,5 @@ class SessionPool:
     async def aclose(self) -> None:
         async with self._changed:
             for thread_id in list(self._sessions):
-                await self._end(thread_id)
+                await self._end(thread_id, lost=False)
             self._changed.notify_all()

@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ async def backend(request: pytest.FixtureRequest, launch: Launch) -> Sandbox:
 async def new_session(backend: Sandbox, launch: Launch) -> AsyncIterator[SessionFactory]:
     sessions: list[CodeSession] = []
 
-    async def make(**limits: float) -> CodeSession:
+    async def make(**limits: Any) -> CodeSession:
         custom = replace(launch, limits=replace(launch.limits, **limits))
         if os.geteuid() == 0 and not backend.needs_root:
             custom = replace(custom, host_uid=UID_BASE + 100 + len(sessions))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from threadline.sandbox import CodeSession, InvalidFileName, sanitize_file_name
 
+SessionFactory = Callable[..., Awaitable[CodeSession]]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -114,7 +117,7 @@ async def test_files_written_are_listed_with_their_bytes(session: CodeSession) -
     assert [(f.name, f.data) for f in changed.files] == [("out.txt", b"result: 42!")]
 
 
-async def test_large_output_file_is_listed_without_bytes(new_session) -> None:  # type: ignore[no-untyped-def]
+async def test_large_output_file_is_listed_without_bytes(new_session: SessionFactory) -> None:
     session = await new_session(max_file_bytes=1024)
     result = await session.execute("open('big.bin', 'wb').write(b'x' * 4096)")
     assert [(f.name, f.size, f.data) for f in result.files] == [("big.bin", 4096, None)]
@@ -175,6 +178,4 @@ async def test_put_file_bytes_are_exact(session: CodeSession) -> None:
     result = await session.execute(
         "import hashlib; print(hashlib.sha256(open('blob.bin', 'rb').read()).hexdigest())"
     )
-    import hashlib
-
     assert result.logs == hashlib.sha256(payload).hexdigest() + "\n"
