@@ -40,7 +40,7 @@ def launch_from_settings(settings: Settings) -> Launch:
     return Launch(python=settings.sandbox_python, packages=packages, limits=limits)
 
 
-async def _try(sandbox: Sandbox, launch: Launch) -> str | None:
+async def probe_backend(sandbox: Sandbox, launch: Launch) -> str | None:
     """Why ``sandbox`` cannot run the probe, or None when it can."""
     if os.geteuid() == 0 and not sandbox.needs_root:
         launch = replace(launch, host_uid=UID_BASE)
@@ -65,7 +65,7 @@ async def choose_sandbox(choice: SandboxChoice, launch: Launch) -> Sandbox:
     reasons = []
     for name in names:
         sandbox = BACKENDS[name]()
-        reason = sandbox.missing() or await _try(sandbox, launch)
+        reason = sandbox.missing() or await probe_backend(sandbox, launch)
         if reason is None:
             logger.info("code_interpreter runs in the %s sandbox", name)
             return sandbox

@@ -19,7 +19,7 @@ import pytest
 from threadline.sandbox import BwrapSandbox, CodeSession, GVisorSandbox, Launch, Sandbox
 from threadline.sandbox.limits import SandboxLimits
 from threadline.sandbox.pool import UID_BASE
-from threadline.sandbox.probe import _try
+from threadline.sandbox.probe import probe_backend
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ROOT / ".sandbox-packages"
@@ -41,7 +41,7 @@ async def backend(request: pytest.FixtureRequest, launch: Launch) -> Sandbox:
     name: str = request.param
     sandbox: Sandbox = GVisorSandbox() if name == "gvisor" else BwrapSandbox()
     if name not in _verdicts:
-        _verdicts[name] = sandbox.missing() or await _try(sandbox, launch)
+        _verdicts[name] = sandbox.missing() or await probe_backend(sandbox, launch)
     if _verdicts[name] is not None:
         pytest.skip(f"{name} cannot run here: {_verdicts[name]}")
     return sandbox
