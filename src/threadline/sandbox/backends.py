@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +125,8 @@ class BwrapSandbox(Sandbox):
         argv = [
             self._binary,
             "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
             "--die-with-parent",
             "--new-session",
             "--clearenv",
@@ -166,7 +167,7 @@ class GVisorSandbox(Sandbox):
 
     def __init__(self, binary: str = "runsc", state_dir: Path | None = None) -> None:
         self._binary = binary
-        base = state_dir or Path(tempfile.gettempdir()) / "threadline-runsc"
+        base = state_dir or Path("/run/threadline-runsc")
         self._state = base / "state"
         self._bundles = base / "bundles"
 
@@ -241,6 +242,7 @@ class GVisorSandbox(Sandbox):
     def argv(self, launch: Launch, session_name: str) -> list[str]:
         bundle = self._bundles / session_name
         rootfs = bundle / "rootfs"
+        self._bundles.mkdir(mode=0o700, parents=True, exist_ok=True)
         rootfs.mkdir(parents=True, exist_ok=True)
         for target, link in _root_links():
             link_path = rootfs / link.lstrip("/")
@@ -251,7 +253,7 @@ class GVisorSandbox(Sandbox):
         for _source, dest in launch.read_only_binds():
             (rootfs / dest.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (bundle / "config.json").write_text(json.dumps(self._spec(launch)))
-        self._state.mkdir(parents=True, exist_ok=True)
+        self._state.mkdir(mode=0o700, parents=True, exist_ok=True)
         return [
             self._binary,
             "--root",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -146,7 +147,7 @@ class CodeSession:
             if length > self._launch.limits.max_reply_bytes:
                 raise _SessionEnded(f"reply of {length} bytes is over the limit")
             message = json.loads(await stdout.readexactly(length))
-        except (asyncio.IncompleteReadError, ValueError) as exc:
+        except (asyncio.IncompleteReadError, ValueError, RecursionError) as exc:
             raise _SessionEnded(str(exc)) from exc
         if not isinstance(message, dict):
             raise _SessionEnded("reply is not an object")
@@ -184,7 +185,18 @@ class CodeSession:
                     ),
                     restarted=restarted,
                 )
-            return _result(reply, restarted)
+            try:
+                return _result(reply, restarted)
+            except (KeyError, TypeError, ValueError, binascii.Error):
+                # Only code inside the session can forge a frame; it loses the session.
+                await self._stop()
+                return ExecutionResult(
+                    error=(
+                        "The Python session sent a malformed reply and was ended; "
+                        "its variables and files are gone."
+                    ),
+                    restarted=restarted,
+                )
 
     async def put_file(self, name: str, data: bytes) -> str:
         """Write ``data`` to ``/mnt/data/<sanitised name>``; returns that path."""
@@ -228,6 +240,9 @@ class CodeSession:
 
 
 def _result(reply: dict[str, Any], restarted: bool) -> ExecutionResult:
+    """The reply as a result; a reply of the wrong shape raises (KeyError, TypeError…)."""
+    if not isinstance(reply.get("logs", ""), str) or not isinstance(reply.get("files", []), list):
+        raise TypeError("malformed reply")
     files = [
         OutputFile(
             name=str(entry["name"]),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from threadline.sandbox import CodeSession
+from threadline.sandbox import CodeSession, Sandbox
 
 SessionFactory = Callable[..., Awaitable[CodeSession]]
 
@@ -105,6 +105,21 @@ async def test_host_files_are_invisible(session: CodeSession, tmp_path: Path) ->
         "tmp",
         "usr",
     }
+
+
+async def test_no_new_user_namespaces_on_the_host_kernel(
+    session: CodeSession, backend: Sandbox
+) -> None:
+    code = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.unshare(0x10000000))  # CLONE_NEWUSER"
+    )
+    result = await session.execute(code)
+    assert result.error is None, result.error
+    # gVisor's namespaces are its own kernel's, out of the host kernel's reach
+    if backend.name == "bwrap":
+        assert result.logs == "-1\n"
 
 
 async def test_system_is_read_only(session: CodeSession) -> None:
@@ -306,4 +321,24 @@ async def test_forged_frames_do_not_confuse_the_host(session: CodeSession) -> No
     result = await session.execute(code)
     # either the forged frame was refused (session ended) or it never reached the host
     assert result.error is None or "ended unexpectedly" in result.error
+    await assert_healthy(session)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"ok": true, "files": [1]}', b"[" * 100_000 + b"]" * 100_000, b'{"logs": 5}'],
+    ids=["wrong-shape", "deep-nesting", "wrong-type"],
+)
+async def test_malformed_replies_end_only_that_session(session: CodeSession, body: bytes) -> None:
+    code = (
+        "import os, struct\n"
+        f"body = {body!r}\n"
+        "for fd in range(3, 20):\n"
+        "    try:\n"
+        "        os.write(fd, struct.pack('>I', len(body)) + body)\n"
+        "    except OSError:\n"
+        "        pass"
+    )
+    result = await session.execute(code)
+    assert result.error is None or "ended" in result.error
     await assert_healthy(session)

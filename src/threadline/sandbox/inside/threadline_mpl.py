@@ -19,11 +19,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 FigureCanvas = FigureCanvasAgg
 FigureManager = FigureManagerBase
 
+MAX_IMAGES = 32
+"""Figures kept per execution; a loop that shows thousands keeps the first ones."""
+
 _shown: list[bytes] = []
 
 
 def _render_open_figures() -> None:
     for manager in Gcf.get_all_fig_managers():
+        if len(_shown) >= MAX_IMAGES:
+            break
         buffer = io.BytesIO()
         manager.canvas.figure.savefig(buffer, format="png")
         _shown.append(buffer.getvalue())
