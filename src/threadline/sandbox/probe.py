@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import replace
-from pathlib import Path
 
 from threadline.sandbox.backends import BACKENDS, Launch, Sandbox
 from threadline.sandbox.errors import SandboxError, SandboxUnavailable
@@ -34,9 +33,16 @@ def launch_from_settings(settings: Settings) -> Launch:
         memory_mb=settings.sandbox_memory_mb,
         timeout_seconds=settings.sandbox_timeout_seconds,
     )
-    packages: Path | None = settings.sandbox_packages
+    packages = settings.sandbox_packages
     if packages is not None and not packages.is_dir():
-        packages = None
+        raise SandboxUnavailable(
+            f"the sandbox's packages are not at {packages.resolve()}: run scripts/setup.sh "
+            "or set THREADLINE_SANDBOX_PACKAGES"
+        )
+    if not settings.sandbox_python.is_file():
+        raise SandboxUnavailable(
+            f"no interpreter at {settings.sandbox_python} (THREADLINE_SANDBOX_PYTHON)"
+        )
     return Launch(python=settings.sandbox_python, packages=packages, limits=limits)
 
 
@@ -80,6 +86,8 @@ async def choose_sandbox(choice: SandboxChoice, launch: Launch) -> Sandbox:
 
 async def create_pool(settings: Settings) -> SessionPool:
     """The session pool the settings describe, in the strongest sandbox that works."""
+    if settings.sandbox == "off":
+        raise SandboxUnavailable("code_interpreter is turned off (THREADLINE_SANDBOX=off)")
     launch = launch_from_settings(settings)
     sandbox = await choose_sandbox(settings.sandbox, launch)
     return SessionPool(
