@@ -15,6 +15,12 @@ the interpreter's prefix when it lies outside ``/usr``, the packages at
 ``/opt/packages``, the driver at ``/opt/threadline``, ``/mnt/data`` as the only
 writable place beside ``/tmp``. Nothing of the server's data directory, home, or
 environment is mounted, and the network namespace holds only a loopback of its own.
+
+The packages are a directory of their own (``scripts/setup.sh`` fills it from
+``sandbox-requirements.txt``) rather than the server's virtual environment: that one
+holds the server's code and the local model's weights, which model code has no business
+reading, and its interpreter may live under a home directory an unprivileged session
+uid cannot enter. The sandbox runs the system's ``/usr/bin/python3`` instead.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Fixtures of the sandbox tests: real sessions in every backend that starts here.
 
 ``backend`` runs each test once per backend; one that cannot start Python on this
-machine is skipped with the probe's reason (CI installs both, see scripts/setup.sh).
+machine is skipped with the probe's reason (CI installs both, see scripts/setup.sh),
+except bubblewrap under ``THREADLINE_REQUIRE_SANDBOX=1`` (``scripts/test.sh``), where
+its absence fails: then no backend at all would be tested. gVisor needs root.
 ``new_session()`` gives sessions that are closed when the test ends; as root each gets
 a host uid of its own, as the pool would give it.
 """
@@ -43,6 +45,8 @@ async def backend(request: pytest.FixtureRequest, launch: Launch) -> Sandbox:
     if name not in _verdicts:
         _verdicts[name] = sandbox.missing() or await probe_backend(sandbox, launch)
     if _verdicts[name] is not None:
+        if name == "bwrap" and os.environ.get("THREADLINE_REQUIRE_SANDBOX") == "1":
+            pytest.fail(f"bwrap cannot run here: {_verdicts[name]}")
         pytest.skip(f"{name} cannot run here: {_verdicts[name]}")
     return sandbox
 
