@@ -8,7 +8,8 @@ session (``CodeSession``) owns the process and its pipes. Two backends:
   root on the host.
 - ``BwrapSandbox`` runs it under bubblewrap: fresh user, pid, net, ipc, uts and cgroup
   namespaces, a read-only view of ``/usr`` and of the sandbox's packages only, tmpfs
-  ``/tmp`` and ``/mnt/data`` of fixed sizes, an empty environment, no capabilities.
+  ``/tmp`` and ``/mnt/data`` of fixed sizes, an empty environment, no capabilities,
+  no further user namespaces, and a seccomp filter (``seccomp``).
 
 Both see the same tree: ``/usr`` (and the ``/bin``, ``/lib``… links to it) read-only,
 the interpreter's prefix when it lies outside ``/usr``, the packages at
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from threadline.sandbox import seccomp
 from threadline.sandbox.limits import MIB, SandboxLimits
 
 DRIVER_DIR = Path(__file__).with_name("inside")
@@ -55,6 +57,14 @@ ENVIRONMENT = {
     "MKL_NUM_THREADS": "1",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """A command that starts a session, and descriptors it inherits (closed after)."""
+
+    argv: list[str]
+    pass_fds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ class Sandbox(ABC):
         """Why this backend cannot be tried here at all (a binary absent), or None."""
 
     @abstractmethod
-    def argv(self, launch: Launch, session_name: str) -> list[str]:
+    def spawn(self, launch: Launch, session_name: str) -> Spawn:
         """The command that starts one session, its stdin/stdout the driver's pipes."""
 
     async def cleanup(self, session_name: str) -> None:  # noqa: B027 - optional hook
@@ -126,7 +136,7 @@ class BwrapSandbox(Sandbox):
             return f"{self._binary} not found (Debian package bubblewrap)"
         return None
 
-    def argv(self, launch: Launch, session_name: str) -> list[str]:
+    def spawn(self, launch: Launch, session_name: str) -> Spawn:
         limits = launch.limits
         argv = [
             self._binary,
@@ -156,7 +166,10 @@ class BwrapSandbox(Sandbox):
         argv += ["--remount-ro", "/", "--chdir", WORK_DIR]
         for key, value in ENVIRONMENT.items():
             argv += ["--setenv", key, value]
-        return [*argv, "--", *launch.driver_argv()]
+        fd = seccomp.program_fd()
+        if fd is None:
+            return Spawn([*argv, "--", *launch.driver_argv()])
+        return Spawn([*argv, "--seccomp", str(fd), "--", *launch.driver_argv()], (fd,))
 
 
 class GVisorSandbox(Sandbox):
@@ -245,7 +258,7 @@ class GVisorSandbox(Sandbox):
             },
         }
 
-    def argv(self, launch: Launch, session_name: str) -> list[str]:
+    def spawn(self, launch: Launch, session_name: str) -> Spawn:
         bundle = self._bundles / session_name
         rootfs = bundle / "rootfs"
         self._bundles.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -260,17 +273,19 @@ class GVisorSandbox(Sandbox):
             (rootfs / dest.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (bundle / "config.json").write_text(json.dumps(self._spec(launch)))
         self._state.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return [
-            self._binary,
-            "--root",
-            str(self._state),
-            "--network=none",
-            "--ignore-cgroups",
-            "run",
-            "--bundle",
-            str(bundle),
-            session_name,
-        ]
+        return Spawn(
+            [
+                self._binary,
+                "--root",
+                str(self._state),
+                "--network=none",
+                "--ignore-cgroups",
+                "run",
+                "--bundle",
+                str(bundle),
+                session_name,
+            ]
+        )
 
     async def cleanup(self, session_name: str) -> None:
         process = await asyncio.create_subprocess_exec(

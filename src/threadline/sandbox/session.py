@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 _HEADER = struct.Struct(">I")
 _START_TIMEOUT = 60.0
 _STDERR_KEPT = 4096
+_PIPE_GRACE = 5.0
 
 
 class _SessionEnded(Exception):
@@ -92,19 +93,24 @@ class CodeSession:
         await self._stop()
         restarted = self._started_once
         self._name = f"tl-{secrets.token_hex(8)}"
-        argv = await asyncio.to_thread(self._sandbox.argv, self._launch, self._name)
+        spawn = await asyncio.to_thread(self._sandbox.spawn, self._launch, self._name)
         uid = self._launch.host_uid
-        self._process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-            start_new_session=True,
-            user=uid,
-            group=uid,
-            extra_groups=[] if uid is not None else None,
-        )
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *spawn.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                start_new_session=True,
+                pass_fds=spawn.pass_fds,
+                user=uid,
+                group=uid,
+                extra_groups=[] if uid is not None else None,
+            )
+        finally:
+            for fd in spawn.pass_fds:
+                os.close(fd)
         self._stderr.clear()
         self._stderr_task = asyncio.create_task(self._drain_stderr(self._process))
         self._started_once = True
@@ -227,11 +233,26 @@ class CodeSession:
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
-        returncode = await process.wait()
+        # ``Process.wait()`` also waits for every pipe to reach its end, and a stdout
+        # left unread (a reply abandoned half-way) pauses its reader for good: drain
+        # what the dead process left, and never wait on the pipes forever.
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            async with asyncio.timeout(_PIPE_GRACE):
+                if process.stdout is not None:
+                    while await process.stdout.read(65536):
+                        pass
+                if self._stderr_task is not None:
+                    await self._stderr_task
+                await process.wait()
+        except (TimeoutError, OSError):
+            logger.warning("a %s session's pipes stayed open after it ended", self._sandbox.name)
         if self._stderr_task is not None:
-            with contextlib.suppress(Exception):
-                await self._stderr_task
+            self._stderr_task.cancel()
+            self._stderr_task = None
         await self._sandbox.cleanup(self._name)
+        returncode = process.returncode if process.returncode is not None else -signal.SIGKILL
         if returncode < 0:
             with contextlib.suppress(ValueError):
                 return f"killed by {signal.Signals(-returncode).name}"

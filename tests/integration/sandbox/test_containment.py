@@ -122,6 +122,23 @@ async def test_no_new_user_namespaces_on_the_host_kernel(
         assert result.logs == "-1\n"
 
 
+async def test_risky_system_calls_are_refused(session: CodeSession, backend: Sandbox) -> None:
+    code = (
+        "import ctypes, errno\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "for name, number in [('io_uring_setup', 425), ('bpf', 321), ('keyctl', 250),\n"
+        "                     ('userfaultfd', 323), ('ptrace', 101), ('unshare', 272)]:\n"
+        "    ctypes.set_errno(0)\n"
+        "    result = libc.syscall(number, 0, 0, 0, 0, 0)\n"
+        "    print(name, result, errno.errorcode.get(ctypes.get_errno()))"
+    )
+    result = await session.execute(code)
+    assert result.error is None, result.error
+    if backend.name == "bwrap":  # under gVisor the Sentry answers, not the host kernel
+        assert all(line.endswith(" -1 EPERM") for line in result.logs.splitlines()), result.logs
+    await assert_healthy(session)
+
+
 async def test_system_is_read_only(session: CodeSession) -> None:
     code = (
         "for path in ['/usr/evil', '/etc/evil', '/opt/packages/evil', '/evil', '/bin/evil']:\n"
