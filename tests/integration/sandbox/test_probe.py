@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from threadline.sandbox import (
     BwrapSandbox,
@@ -80,3 +81,20 @@ async def test_pool_from_settings_runs_code(backend: Sandbox) -> None:
         assert result.logs.strip() == "3.1.1"
     finally:
         await pool.aclose()
+
+
+def test_settings_read_the_sandbox_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THREADLINE_SANDBOX", "bwrap")
+    monkeypatch.setenv("THREADLINE_SANDBOX_MAX_SESSIONS", "3")
+    monkeypatch.setenv("THREADLINE_SANDBOX_IDLE_SECONDS", "120")
+    monkeypatch.setenv("THREADLINE_SANDBOX_TIMEOUT_SECONDS", "5")
+    monkeypatch.setenv("THREADLINE_SANDBOX_MEMORY_MB", "512")
+    settings = Settings()
+    assert settings.sandbox == "bwrap"
+    assert settings.sandbox_max_sessions == 3
+    assert settings.sandbox_idle_seconds == 120
+    assert settings.sandbox_timeout_seconds == 5
+    assert settings.sandbox_memory_mb == 512
+    monkeypatch.setenv("THREADLINE_SANDBOX", "docker")
+    with pytest.raises(ValidationError):
+        Settings()
