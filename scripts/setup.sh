@@ -43,3 +43,37 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q --no-deps $no_deps
   touch "$stamp"
 fi
+
+# --- code_interpreter's sandbox ----------------------------------------------------
+# bubblewrap and gVisor (runsc) from Debian, installed only when missing; then the
+# sandbox's packages (sandbox-requirements.txt) into .sandbox-packages, built for the
+# interpreter the sandbox runs (THREADLINE_SANDBOX_PYTHON, default /usr/bin/python3:
+# under /usr, so the sandbox can see it) and compiled ahead, as the sandbox is read-only.
+missing=""
+command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
+command -v runsc >/dev/null 2>&1 || missing="$missing runsc"
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing$missing for the code_interpreter sandbox" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  else
+    echo "note: install$missing (Debian packages) for code_interpreter's sandbox;" \
+      "without one of them code_interpreter is refused" >&2
+  fi
+fi
+sandbox_python=${THREADLINE_SANDBOX_PYTHON:-/usr/bin/python3}
+if [ -x "$sandbox_python" ]; then
+  pyver=$("$sandbox_python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  key=$( (cat sandbox-requirements.txt; echo "$pyver") | sha256sum | cut -c1-16)
+  if [ ! -f ".sandbox-packages/.installed-$key" ]; then
+    echo "installing the sandbox's packages for Python $pyver" >&2
+    rm -rf .sandbox-packages
+    .venv/bin/python -m pip install -q --target .sandbox-packages --only-binary=:all: \
+      --python-version "$pyver" --implementation cp -r sandbox-requirements.txt
+    "$sandbox_python" -m compileall -q .sandbox-packages >/dev/null
+    touch ".sandbox-packages/.installed-$key"
+  fi
+else
+  echo "note: $sandbox_python not found; code_interpreter's sandbox has no Python" >&2
+fi

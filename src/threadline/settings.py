@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ModelBackendName = Literal["local", "openai", "scripted"]
 EmbedderName = Literal["local", "openai", "hash"]
 QueueName = Literal["inprocess", "procrastinate"]
+SandboxChoice = Literal["auto", "gvisor", "bwrap", "off"]
 
 
 class Settings(BaseSettings):
@@ -107,6 +108,18 @@ class Settings(BaseSettings):
     800-token chunk; 1 reads only the start, about 3.5 times faster)."""
     embeddings_threads: int = Field(default=1, ge=0)
     """BLAS threads of the ``local`` embedder (process-wide); 0: BLAS's default (all cores)."""
+
+    # --- code_interpreter's sandbox ------------------------------------------------
+    sandbox: SandboxChoice = "auto"
+    """``auto`` takes the strongest that starts here: gVisor, else bubblewrap."""
+    sandbox_max_sessions: int = Field(default=16, ge=1)
+    sandbox_idle_seconds: float = Field(default=3600.0, gt=0)
+    sandbox_timeout_seconds: float = Field(default=60.0, gt=0)
+    sandbox_memory_mb: int = Field(default=1024, ge=128)
+    sandbox_python: Path = Path("/usr/bin/python3")
+    """Interpreter inside the sandbox; it must match the packages' Python version."""
+    sandbox_packages: Path | None = Path(".sandbox-packages")
+    """numpy, pandas, matplotlib… for the sandbox (``scripts/setup.sh`` installs them)."""
 
     @field_validator("data_dir")
     @classmethod
