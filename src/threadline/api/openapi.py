@@ -44,6 +44,34 @@ OPERATION_IDS = {
     ("delete", "/files/{file_id}"): "deleteFile",
     ("get", "/files/{file_id}"): "retrieveFile",
     ("get", "/files/{file_id}/content"): "downloadFile",
+    ("get", "/vector_stores"): "listVectorStores",
+    ("post", "/vector_stores"): "createVectorStore",
+    ("get", "/vector_stores/{vector_store_id}"): "getVectorStore",
+    ("post", "/vector_stores/{vector_store_id}"): "modifyVectorStore",
+    ("delete", "/vector_stores/{vector_store_id}"): "deleteVectorStore",
+    ("post", "/vector_stores/{vector_store_id}/file_batches"): "createVectorStoreFileBatch",
+    ("get", "/vector_stores/{vector_store_id}/file_batches/{batch_id}"): "getVectorStoreFileBatch",
+    (
+        "post",
+        "/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel",
+    ): "cancelVectorStoreFileBatch",
+    (
+        "get",
+        "/vector_stores/{vector_store_id}/file_batches/{batch_id}/files",
+    ): "listFilesInVectorStoreBatch",
+    ("get", "/vector_stores/{vector_store_id}/files"): "listVectorStoreFiles",
+    ("post", "/vector_stores/{vector_store_id}/files"): "createVectorStoreFile",
+    ("get", "/vector_stores/{vector_store_id}/files/{file_id}"): "getVectorStoreFile",
+    ("delete", "/vector_stores/{vector_store_id}/files/{file_id}"): "deleteVectorStoreFile",
+    (
+        "post",
+        "/vector_stores/{vector_store_id}/files/{file_id}",
+    ): "updateVectorStoreFileAttributes",
+    (
+        "get",
+        "/vector_stores/{vector_store_id}/files/{file_id}/content",
+    ): "retrieveVectorStoreFileContent",
+    ("post", "/vector_stores/{vector_store_id}/search"): "searchVectorStore",
 }
 """OpenAI's ``operationId`` for each operation (its spelling, typo included), so a
 client generated from this document has the names of one generated from OpenAI's."""
