@@ -98,3 +98,12 @@ def tool_call_delta(
         "object": "thread.run.step.delta",
         "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}},
     }
+
+
+def builtin_call_delta(step_id: str, index: int, call: dict[str, Any]) -> dict[str, Any]:
+    """A built-in call, whole, as a step delta (it is streamed once executed)."""
+    return {
+        "id": step_id,
+        "object": "thread.run.step.delta",
+        "delta": {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index, **call}]}},
+    }
