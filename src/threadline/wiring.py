@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from threadline.engine.events import InMemoryEventBus
 from threadline.engine.lifecycle import Lifecycle
+from threadline.engine.tools import Toolbox
+from threadline.engine.tools.file_search import FileSearch
 from threadline.engine.worker import RunWorker
 from threadline.models.base import ModelBackend
 from threadline.models.registry import build_backend
@@ -52,8 +54,9 @@ def build_services(
     queue = InProcessQueue(settings.worker_concurrency)
     model = backend or build_backend(settings)
     threads = ThreadService(db, refs)
-    worker = RunWorker(db, lifecycle, queue, model, settings)
     pipeline = pipeline or build_pipeline(settings, db)
+    toolbox = Toolbox.of([FileSearch(db, pipeline)])
+    worker = RunWorker(db, lifecycle, queue, model, settings, toolbox)
     ingestion = IngestionWorker(
         db,
         blobs,

@@ -20,8 +20,9 @@ from threadline.models.base import (
 
 DEFAULT_COMPLETION_RESERVE = 1024
 
-Replay = Callable[[dict[str, Any]], "tuple[str, str] | None"]
-"""The arguments and output the model saw for a built-in's stored step call."""
+Replay = Callable[[dict[str, Any], int], "tuple[str, str] | None"]
+"""The arguments and output the model saw for a built-in's stored step call (the
+run's how-manyth call of its type)."""
 
 
 class PromptTooLarge(Exception):
@@ -93,6 +94,7 @@ def run_outputs(
     """The run's finished steps as conversation turns, in the order they happened
     (a built-in's calls as ``replay`` tells them)."""
     turns: list[ChatMessage] = []
+    numbered: dict[str, int] = {}
     for step in steps:
         details = step["step_details"]
         if details["type"] == "message_creation":
@@ -109,7 +111,9 @@ def run_outputs(
                 if function["output"] is not None:
                     outputs.append(ChatMessage("tool", function["output"], tool_call_id=call["id"]))
                 continue
-            seen = replay(call) if replay is not None else None
+            index = numbered.get(call["type"], 0)
+            numbered[call["type"]] = index + 1
+            seen = replay(call, index) if replay is not None else None
             if seen is not None:
                 made.append(ToolCall(call["id"], call["type"], seen[0]))
                 outputs.append(ChatMessage("tool", seen[1], tool_call_id=call["id"]))

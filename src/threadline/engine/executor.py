@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -182,7 +183,9 @@ class Executor:
         steps, own = seen.steps, seen.own
         limit = self.settings.run_turn_model_calls
         for call_no in range(limit):
-            scopes = self.toolbox.scopes(run, seen.project_id, seen.loaded, steps)
+            scopes = self.toolbox.scopes(
+                run, seen.project_id, seen.loaded, steps, self._output_chars(run)
+            )
             offered = self.toolbox.offers(scopes)
             prepared = await self._prepare(run, counted, seen.history, steps, own, offered)
             if prepared is None:
@@ -193,7 +196,13 @@ class Executor:
                 request = dataclasses.replace(request, tool_choice="none")
             builtins = frozenset(tool.name for tool in offered)
             output = TurnOutput(
-                run, self.db, self.bus, self.worker_id, run.get("tools") or [], builtins
+                run,
+                self.db,
+                self.bus,
+                self.worker_id,
+                run.get("tools") or [],
+                builtins,
+                functools.partial(self.toolbox.annotations, steps=steps),
             )
             finish = await self._call_model(request, output)
             pending = output.builtin_calls()
@@ -212,6 +221,13 @@ class Executor:
                     continue
             await self._finish_turn(run_id, output, finish)
             return
+
+    def _output_chars(self, run: dict[str, Any]) -> int:
+        """Room for one built-in call's output: about a quarter of the model's
+        context window (four characters a token)."""
+        if not self.toolbox.enabled(run):
+            return 0
+        return max(1000, self.backend.context_window(run["model"]))
 
     async def _prepare(
         self,

@@ -5,6 +5,7 @@ finished objects are stored by ``finisher`` in the run's final transaction."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,6 +31,7 @@ class TurnOutput:
         worker_id: str,
         tools: list[dict[str, Any]],
         builtins: frozenset[str] = frozenset(),
+        annotate: Callable[[str], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.run = run
         self.db = db
@@ -38,6 +40,8 @@ class TurnOutput:
         self.functions = {t["function"]["name"] for t in tools if t.get("type") == "function"}
         self.builtins = builtins  # the built-in tools offered to this model call
         self.builtin_done: dict[int, dict[str, Any]] = {}  # executed, by call index
+        self.annotate = annotate  # the annotations of the message's text so far
+        self._annotated = 0  # how many annotations the deltas carried
         self.message: dict[str, Any] | None = None
         self.message_step: dict[str, Any] | None = None
         self.tool_step: dict[str, Any] | None = None
@@ -90,7 +94,9 @@ class TurnOutput:
         events.append(
             (
                 "thread.message.delta",
-                objects.message_delta(self.message["id"], piece, first=first),
+                objects.message_delta(
+                    self.message["id"], piece, first=first, annotations=self._new_annotations(piece)
+                ),
             )
         )
         await self._publish(events)
@@ -99,6 +105,21 @@ class TurnOutput:
             # are already here, this task would otherwise go on through all of them
             # (and the run's final write) before any stream got the chance.
             await asyncio.sleep(0)
+
+    def _new_annotations(self, piece: str) -> list[dict[str, Any]]:
+        """The annotations the text completed with ``piece`` (a citation marker
+        ends with ``】``), numbered among the message's."""
+        if self.annotate is None or "】" not in piece:
+            return []
+        notes = self.annotate("".join(self.text_parts))
+        fresh = [{"index": i, **note} for i, note in enumerate(notes) if i >= self._annotated]
+        self._annotated = len(notes)
+        return fresh
+
+    def _content(self) -> list[dict[str, Any]]:
+        text = "".join(self.text_parts)
+        notes = self.annotate(text) if self.annotate is not None else []
+        return objects.text_content(text, notes)
 
     async def tool_delta(self, delta: ToolCallDelta) -> None:
         if self.tool_step is None:
@@ -204,7 +225,7 @@ class TurnOutput:
             ):
                 raise ConflictError(f"Run {self.run['id']} is no longer executing here.")
             if self.message is not None and self.message_step is not None:
-                self.message["content"] = objects.text_content("".join(self.text_parts))
+                self.message["content"] = self._content()
                 self.message["status"] = "completed"
                 self.message["completed_at"] = stamp
                 await store.save_message(conn, self.message)
@@ -239,7 +260,7 @@ class TurnOutput:
                 await store.insert_step(conn, project_id, self.message_step)
                 await store.insert_message(conn, project_id, self.message)
             if self.message is not None and self.message_step is not None:
-                self.message["content"] = objects.text_content("".join(self.text_parts))
+                self.message["content"] = self._content()
                 if truncated:
                     self.message["status"] = "incomplete"
                     self.message["incomplete_at"] = stamp

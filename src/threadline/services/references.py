@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.errors import InvalidRequestError
 from threadline.schemas.tools import ToolResources
-from threadline.storage import objects
+from threadline.storage import objects, vector_stores
 
 
 class References:
@@ -26,6 +26,17 @@ class References:
                 code="invalid_file_id",
             )
 
+    async def check_stores(
+        self, conn: AsyncConnection, project: str, store_ids: Iterable[str], param: str
+    ) -> None:
+        for store_id in store_ids:
+            if await vector_stores.stores.find(conn, project, store_id) is None:
+                raise InvalidRequestError(
+                    f"Invalid '{param}': no vector store with id '{store_id}'.",
+                    param=param,
+                    code="invalid_value",
+                )
+
     async def check_tool_resources(
         self, conn: AsyncConnection, project: str, resources: ToolResources | None
     ) -> None:
@@ -37,6 +48,13 @@ class References:
                 project,
                 resources.code_interpreter.file_ids,
                 "tool_resources.code_interpreter.file_ids",
+            )
+        if resources.file_search is not None:
+            await self.check_stores(
+                conn,
+                project,
+                resources.file_search.vector_store_ids,
+                "tool_resources.file_search.vector_store_ids",
             )
         if resources.file_search is not None and resources.file_search.vector_stores:
             raise InvalidRequestError(

@@ -37,7 +37,7 @@ class Lookup(BuiltinTool):
         said = f"found: {query}"
         return ToolOutcome(said, {"type": "file_search", "file_search": {"said": said}})
 
-    def replay(self, call: dict[str, Any]) -> tuple[str, str]:
+    def replay(self, call: dict[str, Any], index: int) -> tuple[str, str]:
         return "{}", str(call["file_search"]["said"])
 
 

@@ -25,13 +25,15 @@ from threadline.models.base import FunctionTool
 @dataclass(frozen=True)
 class ToolScope:
     """What a built-in knows of the run it serves: the run, its project, what the
-    tool read for it with the turn (``BuiltinTool.load``), and how many calls of
-    this tool the run made before (the first call of this turn is numbered so)."""
+    tool read for it with the turn (``BuiltinTool.load``), how many calls of this
+    tool the run made before (the first call of this turn is numbered so), and
+    about how many characters of output the model's context has room for."""
 
     run: dict[str, Any]
     project_id: str
     loaded: Any
     earlier_calls: int = 0
+    output_chars: int = 16_000
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,15 @@ class BuiltinTool(ABC):
         the run should fail with (bad arguments become an output the model reads)."""
 
     @abstractmethod
-    def replay(self, call: dict[str, Any]) -> tuple[str, str]:
-        """The arguments and output the model saw for a stored step call (a later
-        model call of the run sees the conversation again)."""
+    def replay(self, call: dict[str, Any], index: int) -> tuple[str, str]:
+        """The arguments and output the model saw for a stored step call, the
+        run's ``index``-th call of this tool (a later model call of the run sees
+        the conversation again)."""
+
+    def annotate(self, text: str, calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The annotations an assistant message's ``text`` gets from the run's
+        calls of this tool, in order (default: none)."""
+        return []
 
 
 @dataclass
@@ -105,11 +113,14 @@ class Toolbox:
         project_id: str,
         loaded: dict[str, Any],
         steps: Sequence[dict[str, Any]],
+        output_chars: int = 16_000,
     ) -> dict[str, ToolScope]:
         """Each enabled built-in's scope for the next model call."""
         made = _calls_by_type(steps)
         return {
-            tool.type: ToolScope(run, project_id, loaded.get(tool.type), made.get(tool.type, 0))
+            tool.type: ToolScope(
+                run, project_id, loaded.get(tool.type), made.get(tool.type, 0), output_chars
+            )
             for tool in self.enabled(run)
         }
 
@@ -117,9 +128,27 @@ class Toolbox:
         offered = (self.tools[kind].offer(scope) for kind, scope in scopes.items())
         return [tool for tool in offered if tool is not None]
 
-    def replay(self, call: dict[str, Any]) -> tuple[str, str] | None:
+    def replay(self, call: dict[str, Any], index: int) -> tuple[str, str] | None:
         tool = self.tools.get(call["type"])
-        return None if tool is None else tool.replay(call)
+        return None if tool is None else tool.replay(call, index)
+
+    def annotations(self, text: str, steps: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every built-in's annotations of ``text``, in text order."""
+        if not self.tools:
+            return []
+        calls: dict[str, list[dict[str, Any]]] = {}
+        for step in steps:
+            details = step["step_details"]
+            if details["type"] == "tool_calls":
+                for call in details["tool_calls"]:
+                    calls.setdefault(call["type"], []).append(call)
+        found = [
+            note
+            for kind, tool in self.tools.items()
+            if calls.get(kind)
+            for note in tool.annotate(text, calls[kind])
+        ]
+        return sorted(found, key=lambda note: int(note["start_index"]))
 
 
 def _calls_by_type(steps: Sequence[dict[str, Any]]) -> dict[str, int]:
