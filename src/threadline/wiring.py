@@ -65,6 +65,7 @@ def build_services(
         lease_seconds=settings.ingest_lease_seconds,
         sweep_interval=settings.sweep_interval_seconds,
     )
+    refs.notify_ingestion = ingestion.notify
     return Services(
         settings=settings,
         db=db,

@@ -19,6 +19,7 @@ from tests.support.runs import (
     scripted_thread,
     steps_json,
 )
+from threadline.models.scripted import directive
 
 SEARCH: dict[str, Any] = {"type": "file_search"}
 CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
@@ -217,3 +218,107 @@ def test_a_run_never_searches_another_projects_store(
     assert {r["file_id"] for r in results} <= {file_id}
     [message] = run_messages_json(client, thread_id, run.id)
     assert "7319" not in message_text(message)
+
+
+def ingested(client: openai.OpenAI, store_id: str) -> list[Any]:
+    """The store's files once each finished ingesting."""
+    files = client.vector_stores.files.list(store_id).data
+    return [
+        client.vector_stores.files.poll(f.id, vector_store_id=store_id, poll_interval_ms=20)
+        for f in files
+    ]
+
+
+def test_the_vector_stores_helper_makes_a_store_inline(client: openai.OpenAI) -> None:
+    file_id = client.files.create(file=("notes.md", NOTES), purpose="assistants").id
+    static = {
+        "type": "static",
+        "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50},
+    }
+    assistant = client.beta.assistants.create(
+        model="gpt-4o",
+        tools=[SEARCH],
+        tool_resources={
+            "file_search": {
+                "vector_stores": [
+                    {
+                        "file_ids": [file_id],
+                        "metadata": {"team": "ops"},
+                        "chunking_strategy": static,
+                    }
+                ]
+            }
+        },
+    )
+    assert assistant.tool_resources is not None
+    assert assistant.tool_resources.file_search is not None
+    [store_id] = assistant.tool_resources.file_search.vector_store_ids or []
+    assert client.vector_stores.retrieve(store_id).metadata == {"team": "ops"}
+    [held] = ingested(client, store_id)
+    assert (held.id, held.status) == (file_id, "completed")
+    assert held.chunking_strategy is not None
+    assert held.chunking_strategy.static.max_chunk_size_tokens == 200  # type: ignore[union-attr]
+
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": directive(search("tide"), "ok")}],
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [file_id]}]}},
+    )
+    assert thread.tool_resources is not None
+    assert thread.tool_resources.file_search is not None
+    [thread_store] = thread.tool_resources.file_search.vector_store_ids or []
+    assert thread_store != store_id
+    ingested(client, thread_store)
+    run = run_to_end(client, assistant.id, thread.id)
+    tool_step, _ = steps_json(client, thread.id, run.id)
+    results = tool_step["step_details"]["tool_calls"][0]["file_search"]["results"]
+    assert {r["file_id"] for r in results} == {file_id}
+
+    with pytest.raises(openai.BadRequestError):
+        client.beta.assistants.create(
+            model="gpt-4o",
+            tool_resources={
+                "file_search": {"vector_store_ids": [store_id], "vector_stores": [{"file_ids": []}]}
+            },
+        )
+    with pytest.raises(openai.BadRequestError):
+        client.beta.threads.create(
+            tool_resources={"file_search": {"vector_stores": [{"file_ids": ["file-nope"]}]}}
+        )
+
+
+def test_attachments_go_into_the_threads_own_store(client: openai.OpenAI) -> None:
+    first = client.files.create(file=("notes.md", NOTES), purpose="assistants").id
+    second = client.files.create(file=("tides.txt", b"Low tide at six."), purpose="assistants").id
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[SEARCH]).id
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "read this",
+                "attachments": [{"file_id": first, "tools": [SEARCH]}],
+            }
+        ]
+    )
+    assert thread.tool_resources is not None
+    assert thread.tool_resources.file_search is not None
+    [store_id] = thread.tool_resources.file_search.vector_store_ids or []
+    store = client.vector_stores.retrieve(store_id)
+    assert store.expires_after is not None
+    assert (store.expires_after.anchor, store.expires_after.days) == ("last_active_at", 7)
+    client.beta.threads.messages.create(
+        thread.id,
+        role="user",
+        content=directive(search("low tide"), "At six【0:0†tides.txt】."),
+        attachments=[{"file_id": second, "tools": [SEARCH]}],
+    )
+    again = client.beta.threads.retrieve(thread.id)
+    assert again.tool_resources is not None
+    assert again.tool_resources.file_search is not None
+    assert again.tool_resources.file_search.vector_store_ids == [store_id]
+    assert {f.id for f in ingested(client, store_id)} == {first, second}
+    run = run_to_end(client, assistant, thread.id)
+    tool_step, _ = steps_json(client, thread.id, run.id)
+    results = tool_step["step_details"]["tool_calls"][0]["file_search"]["results"]
+    assert results[0]["file_id"] == second
+    [message] = run_messages_json(client, thread.id, run.id)
+    assert message["content"][0]["text"]["annotations"][0]["file_citation"] == {"file_id": second}
