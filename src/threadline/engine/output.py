@@ -108,8 +108,9 @@ class TurnOutput:
 
     def _new_annotations(self, piece: str) -> list[dict[str, Any]]:
         """The annotations the text completed with ``piece`` (a citation marker
-        ends with ``】``), numbered among the message's."""
-        if self.annotate is None or "】" not in piece:
+        ends with ``】``, or ``]`` as small models write it), numbered among the
+        message's."""
+        if self.annotate is None or ("】" not in piece and "]" not in piece):
             return []
         notes = self.annotate("".join(self.text_parts))
         fresh = [{"index": i, **note} for i, note in enumerate(notes) if i >= self._annotated]

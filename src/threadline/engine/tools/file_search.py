@@ -23,7 +23,8 @@ from threadline.storage.db import Database
 
 DEFAULT_MAX_RESULTS = 20  # OpenAI's default for gpt-4* models
 RANKER = "default_2024_08_21"  # what ``auto`` ranks with, as steps report it
-MARKER = re.compile(r"【(\d+):(\d+)†([^】\n]*)】")
+# OpenAI's marker; small models often write it with ASCII brackets, taken too.
+MARKER = re.compile(r"[【\[](\d+):(\d+)†([^】\]\n]*)[】\]]")
 
 DESCRIPTION = (
     "Search the files the user uploaded for passages relevant to a query. Use it when "
