@@ -322,3 +322,26 @@ def test_attachments_go_into_the_threads_own_store(client: openai.OpenAI) -> Non
     assert results[0]["file_id"] == second
     [message] = run_messages_json(client, thread.id, run.id)
     assert message["content"][0]["text"]["annotations"][0]["file_citation"] == {"file_id": second}
+
+
+def test_additional_messages_attach_to_the_threads_store(client: openai.OpenAI) -> None:
+    file_id = client.files.create(file=("notes.md", NOTES), purpose="assistants").id
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[SEARCH]).id
+    thread = client.beta.threads.create()
+    run = client.beta.threads.runs.create(
+        thread_id=thread.id,
+        assistant_id=assistant,
+        additional_messages=[
+            {
+                "role": "user",
+                "content": "hi",
+                "attachments": [{"file_id": file_id, "tools": [SEARCH]}],
+            }
+        ],
+    )
+    client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=POLL_MS)
+    again = client.beta.threads.retrieve(thread.id)
+    assert again.tool_resources is not None
+    assert again.tool_resources.file_search is not None
+    [store_id] = again.tool_resources.file_search.vector_store_ids or []
+    assert [f.id for f in ingested(client, store_id)] == [file_id]
