@@ -54,6 +54,8 @@ class Settings(BaseSettings):
 
     # --- vector stores ----------------------------------------------------------
     ingest_concurrency: int = Field(default=2, ge=1)
+    file_search_ready_wait_seconds: float = Field(default=60.0, ge=0)
+    """How long a run's search waits for files still being ingested into its stores."""
     """Files ingested (parsed, chunked, embedded, indexed) at once per process."""
     ingest_lease_seconds: float = Field(default=30.0, gt=0)
     """How long a file's ingestion is held by one process without renewing; a file

@@ -55,7 +55,8 @@ def build_services(
     model = backend or build_backend(settings)
     threads = ThreadService(db, refs)
     pipeline = pipeline or build_pipeline(settings, db)
-    toolbox = Toolbox.of([FileSearch(db, pipeline)])
+    searcher = FileSearch(db, pipeline, ready_wait=settings.file_search_ready_wait_seconds)
+    toolbox = Toolbox.of([searcher])
     worker = RunWorker(db, lifecycle, queue, model, settings, toolbox)
     ingestion = IngestionWorker(
         db,

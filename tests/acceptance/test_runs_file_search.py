@@ -345,3 +345,21 @@ def test_additional_messages_attach_to_the_threads_store(client: openai.OpenAI) 
     assert again.tool_resources.file_search is not None
     [store_id] = again.tool_resources.file_search.vector_store_ids or []
     assert [f.id for f in ingested(client, store_id)] == [file_id]
+
+
+def test_a_search_waits_for_files_attached_just_before(client: openai.OpenAI) -> None:
+    file_id = client.files.create(file=("notes.md", NOTES), purpose="assistants").id
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[SEARCH]).id
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": directive(search("high tide Brest"), "ok"),
+                "attachments": [{"file_id": file_id, "tools": [SEARCH]}],
+            }
+        ]
+    )
+    run = run_to_end(client, assistant, thread.id)  # at once: the file is still ingesting
+    tool_step, _ = steps_json(client, thread.id, run.id)
+    results = tool_step["step_details"]["tool_calls"][0]["file_search"]["results"]
+    assert [r["file_id"] for r in results] == [file_id]

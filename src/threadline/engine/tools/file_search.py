@@ -5,6 +5,7 @@ message's ``file_citation`` annotations."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Sequence
@@ -49,9 +50,15 @@ class Stores:
 class FileSearch(BuiltinTool):
     type = "file_search"
 
-    def __init__(self, db: Database, pipeline: Pipeline) -> None:
+    def __init__(
+        self, db: Database, pipeline: Pipeline, *, ready_wait: float = 60.0, poll: float = 0.1
+    ) -> None:
+        """``ready_wait``: how long a search waits for files still being ingested
+        into the stores (a file attached a moment before the run)."""
         self.db = db
         self.pipeline = pipeline
+        self.ready_wait = ready_wait
+        self.poll = poll
 
     async def load(self, conn: AsyncConnection, project_id: str, run: dict[str, Any]) -> Stores:
         """The thread's stores, then the assistant's; only the project's own, and
@@ -90,6 +97,7 @@ class FileSearch(BuiltinTool):
         results: list[dict[str, Any]] = []
         if query:
             ids = list(_stores(scope).ids)
+            await self._ingested(ids)
             async with self.db.write() as conn:
                 await stores.touch_stores(conn, scope.project_id, ids, now())
             hits = await self.pipeline.search(
@@ -106,6 +114,18 @@ class FileSearch(BuiltinTool):
             "file_search": {"ranking_options": ranking, "results": results},
         }
         return ToolOutcome(render(call.index, results, query=query), {"id": call.id, **found})
+
+    async def _ingested(self, store_ids: list[str]) -> None:
+        """Wait (up to ``ready_wait``) until no file of the stores is in progress,
+        as OpenAI's runs waited for files attached just before them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ready_wait
+        while True:
+            async with self.db.read() as conn:
+                found = await stores.counts(conn, stores.F.vector_store_id, store_ids)
+            if not any(c.in_progress for c in found.values()) or loop.time() >= deadline:
+                return
+            await asyncio.sleep(self.poll)
 
     def replay(self, call: dict[str, Any], index: int) -> tuple[str, str]:
         results = call["file_search"].get("results") or []
