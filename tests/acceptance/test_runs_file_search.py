@@ -363,3 +363,22 @@ def test_a_search_waits_for_files_attached_just_before(client: openai.OpenAI) ->
     tool_step, _ = steps_json(client, thread.id, run.id)
     results = tool_step["step_details"]["tool_calls"][0]["file_search"]["results"]
     assert [r["file_id"] for r in results] == [file_id]
+
+
+def test_the_tools_options_shape_the_search(client: openai.OpenAI) -> None:
+    store_id, _ = store_with(client, "notes.md", NOTES)
+    extra = client.files.create(file=("more.md", b"Tide tables for Brest."), purpose="assistants")
+    client.vector_stores.files.create_and_poll(
+        file_id=extra.id, vector_store_id=store_id, poll_interval_ms=20
+    )
+    options = {"max_num_results": 1, "ranking_options": {"ranker": "auto", "score_threshold": 0.1}}
+    assistant = assistant_over(client, store_id)
+    thread_id = scripted_thread(client, search("tide Brest"), "ok")
+    run = run_to_end(
+        client, assistant, thread_id, tools=[{"type": "file_search", "file_search": options}]
+    )
+    tool_step, _ = steps_json(client, thread_id, run.id)
+    found = tool_step["step_details"]["tool_calls"][0]["file_search"]
+    assert found["ranking_options"] == {"ranker": "default_2024_08_21", "score_threshold": 0.1}
+    assert len(found["results"]) == 1
+    assert found["results"][0]["score"] >= 0.1
