@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from threadline.engine.tools.file_search import FileSearch, _fitted, _query, render
+from threadline.engine.tools.file_search import FileSearch, _fitted, _query, citations, render
 from threadline.retrieval.pipeline import Hit
 
 
@@ -28,15 +28,14 @@ def test_results_are_numbered_with_their_markers() -> None:
 
 
 def test_replay_tells_the_model_what_it_read() -> None:
-    tool = FileSearch.__new__(FileSearch)  # replay needs neither database nor pipeline
+    tool = FileSearch(db=None, pipeline=None)  # type: ignore[arg-type]  # replay uses neither
     call = _call("a.md")
     assert tool.replay(call, 2) == ("{}", render(2, call["file_search"]["results"], query=None))
 
 
 def test_markers_become_file_citations() -> None:
-    tool = FileSearch.__new__(FileSearch)
     text = "See 【0:1†b.md】 and [1:0†c.md], not 【5:0†x.md】 or 【0:9†a.md】."
-    notes = tool.annotate(text, [_call("a.md", "b.md"), _call("c.md")])
+    notes = citations(text, [_call("a.md", "b.md"), _call("c.md")])
     assert [(n["text"], n["file_citation"]["file_id"]) for n in notes] == [
         ("【0:1†b.md】", "file-b.md"),
         ("[1:0†c.md]", "file-c.md"),

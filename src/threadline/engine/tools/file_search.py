@@ -132,24 +132,30 @@ class FileSearch(BuiltinTool):
         return "{}", render(index, results, query=None)
 
     def annotate(self, text: str, calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        notes: list[dict[str, Any]] = []
-        for match in MARKER.finditer(text):
-            call_no, result_no = int(match.group(1)), int(match.group(2))
-            if call_no >= len(calls):
-                continue
-            results = calls[call_no]["file_search"].get("results") or []
-            if result_no >= len(results):
-                continue
-            notes.append(
-                {
-                    "type": "file_citation",
-                    "text": match.group(0),
-                    "start_index": match.start(),
-                    "end_index": match.end(),
-                    "file_citation": {"file_id": results[result_no]["file_id"]},
-                }
-            )
-        return notes
+        return citations(text, calls)
+
+
+def citations(text: str, calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``file_citation`` annotations of ``text``: its markers that name a
+    result of the run's file_search ``calls`` (in order)."""
+    notes: list[dict[str, Any]] = []
+    for match in MARKER.finditer(text):
+        call_no, result_no = int(match.group(1)), int(match.group(2))
+        if call_no >= len(calls):
+            continue
+        results = calls[call_no]["file_search"].get("results") or []
+        if result_no >= len(results):
+            continue
+        notes.append(
+            {
+                "type": "file_citation",
+                "text": match.group(0),
+                "start_index": match.start(),
+                "end_index": match.end(),
+                "file_citation": {"file_id": results[result_no]["file_id"]},
+            }
+        )
+    return notes
 
 
 def render(index: int, results: Sequence[dict[str, Any]], *, query: str | None) -> str:
