@@ -163,15 +163,19 @@ class RunService:
 
     async def create(self, project: str, thread_id: str, req: CreateRunRequest) -> dict[str, Any]:
         async def make(conn: AsyncConnection) -> tuple[dict[str, Any], Events]:
-            await thread_repo.get(conn, project, thread_id)
+            thread = await thread_repo.get(conn, project, thread_id)
             await messages.ensure_thread_idle(conn, thread_id)
+            attached = False
             for index, extra in enumerate(req.additional_messages or []):
                 await messages.check_message_files(
                     self.refs, conn, project, extra, f"additional_messages[{index}]."
                 )
+                attached |= await self.refs.attach(conn, project, thread, extra.attachments)
                 await messages.repo.insert(
                     conn, project, messages.new_message(thread_id, extra), thread_id=thread_id
                 )
+            if attached:
+                await thread_repo.replace(conn, project, thread)
             run = await self._new_run(conn, project, thread_id, req, req.additional_instructions)
             return run, []
 
