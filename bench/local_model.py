@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from threadline.engine.tools.file_search import DESCRIPTION, PARAMETERS, render
 from threadline.models.base import (
     ChatMessage,
     Finish,
@@ -133,6 +134,8 @@ TOOLS = {
             "Translate text into another language.",
             _obj({"text": S, "target_language": S}, ["text", "target_language"]),
         ),
+        # The file_search built-in, as the run engine offers it.
+        FunctionTool("file_search", DESCRIPTION, PARAMETERS),
     ]
 }
 SYSTEM = "You are a helpful assistant for a small online business."
@@ -233,6 +236,19 @@ def after(prompt: str, name: str, args: dict[str, Any], result: Any) -> list[Cha
             "tool", result if isinstance(result, str) else json.dumps(result), tool_call_id=call.id
         ),
     ]
+
+
+FS = "file_search"
+
+
+def found(query: str, *passages: tuple[str, str]) -> str:
+    """What the model reads after a search: ``passages`` as (file name, text)."""
+    results = [
+        {"file_id": f"file-{i}", "file_name": name, "score": 0.9,
+         "content": [{"type": "text", "text": text}]}
+        for i, (name, text) in enumerate(passages)
+    ]  # fmt: skip
+    return render(0, results, query=query)
 
 
 W, E, ORD, P, C, K = (
@@ -603,6 +619,76 @@ CASES: list[Case] = [
             "type": "json_schema",
             "json_schema": {"name": "person", "schema": PERSON},
         },
+    ),
+    # --- file_search: search when the answer is in the files, answer from results -------
+    Case(
+        "file_search",
+        "According to our employee handbook, how many vacation days do new hires get?",
+        [FS],
+        calls((FS, {"query": "vacation"})),
+    ),
+    Case(
+        "file_search",
+        "Search my uploaded notes: what time is high tide in Brest on Saturday?",
+        [FS, W],
+        calls((FS, {"query": "tide"})),
+    ),
+    Case(
+        "file_search",
+        "What does the refund policy document say about opened items?",
+        [FS, ORD],
+        calls((FS, {})),
+    ),
+    Case("file_search", "What is 7 times 6?", [FS], answer("42")),
+    Case(
+        "file_search",
+        "",
+        [FS],
+        answer("25"),
+        history=after(
+            "According to our employee handbook, how many vacation days do new hires get?",
+            FS,
+            {"query": "vacation days new hires"},
+            found(
+                "vacation days new hires",
+                ("handbook.md", "New hires get 25 vacation days a year, plus public holidays."),
+                ("benefits.md", "Dental cover starts after three months."),
+            ),
+        ),
+    ),
+    Case(
+        "file_search",
+        "",
+        [FS],
+        answer(("noon", "12")),
+        history=after(
+            "Search my notes: what time is high tide in Brest on Saturday?",
+            FS,
+            {"query": "high tide Brest Saturday"},
+            found("high tide", ("notes.md", "The high tide in Brest is at noon on Saturday.")),
+        ),
+    ),
+    Case(
+        "file_search",
+        "",
+        [FS, ORD],
+        answer("14"),
+        history=after(
+            "What does the refund policy say about opened items?",
+            FS,
+            {"query": "refund opened items"},
+            found(
+                "refund opened items",
+                ("refunds.pdf", "Opened items can be returned within 14 days for store credit."),
+            ),
+        ),
+    ),
+    Case(
+        "file_search",
+        "Look this up in the files: who approves travel expenses?",
+        [FS],
+        calls((FS, {})),
+        tool_choice=NamedToolChoice(FS),
     ),
 ]
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=2.0, gt=0)
     worker_concurrency: int = Field(default=32, ge=1)
     poll_after_ms: int = Field(default=500, ge=0)
+    run_turn_model_calls: int = Field(default=8, ge=2, le=100)
+    """The most model calls one turn makes while it executes built-in tools (the
+    last one may not call a built-in)."""
 
     # --- vector stores ----------------------------------------------------------
     ingest_concurrency: int = Field(default=2, ge=1)

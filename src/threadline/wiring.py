@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from threadline.engine.events import EventBus, InMemoryEventBus
 from threadline.engine.lifecycle import Lifecycle
+from threadline.engine.tools import Toolbox
+from threadline.engine.tools.file_search import FileSearch
 from threadline.engine.worker import RunWorker
 from threadline.models.base import ModelBackend
 from threadline.models.registry import build_backend
@@ -53,8 +55,9 @@ def build_services(
     queue = build_queue(settings)
     model = backend or build_backend(settings)
     threads = ThreadService(db, refs)
-    worker = RunWorker(db, lifecycle, queue, model, settings)
     pipeline = pipeline or build_pipeline(settings, db)
+    toolbox = Toolbox.of([FileSearch(db, pipeline)])
+    worker = RunWorker(db, lifecycle, queue, model, settings, toolbox)
     ingestion = IngestionWorker(
         db,
         blobs,
@@ -63,6 +66,7 @@ def build_services(
         lease_seconds=settings.ingest_lease_seconds,
         sweep_interval=settings.sweep_interval_seconds,
     )
+    refs.notify_ingestion = ingestion.notify
     return Services(
         settings=settings,
         db=db,

@@ -63,9 +63,14 @@ ALLOWED = (
     ),
     Allowed(
         REJECTED,
-        r"through 'tool_resources.file_search.vector_stores' is not supported yet",
-        "Vector stores made inline with a thread or an assistant are not supported "
-        "yet (400 unsupported_parameter); vector stores made first are.",
+        r"^Invalid '.*': no vector store with id '.*'\.$",
+        "A referenced vector store must exist in the project: state, not shape.",
+    ),
+    Allowed(
+        REJECTED,
+        r"give 'vector_store_ids' or 'vector_stores', not both",
+        "The spec allows one vector store on a thread or an assistant; naming one "
+        "and making another inline is two (OpenAI's service refused it too).",
     ),
     Allowed(
         REJECTED,

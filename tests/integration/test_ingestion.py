@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadline.services.ingestion import Attributes, FileRejected, Hit, IngestionWorker
-from threadline.services.vector_store_files import new_file
+from threadline.services.inline_stores import new_file
 from threadline.storage import objects, tables
 from threadline.storage import vector_stores as store
 from threadline.storage.blobs import BlobStore, LocalBlobStore

@@ -164,3 +164,37 @@ def test_streamed_run_deltas_add_up(local: openai.OpenAI) -> None:
     assert final.status == "completed"
     assert len(deltas) > 1
     assert "".join(deltas) == _reply(local, thread)
+
+
+def test_answers_from_an_uploaded_file(local: openai.OpenAI) -> None:
+    notes = (
+        b"# Harbour notes\n\nThe ferry to the island leaves at 7:40 every morning.\n"
+        b"The harbour master is called Ingrid Solberg.\n"
+    )
+    uploaded = local.files.create(file=("harbour.md", notes), purpose="assistants")
+    assistant = local.beta.assistants.create(
+        model="gpt-4o-mini",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [uploaded.id]}]}},
+    )
+    assert assistant.tool_resources is not None
+    assert assistant.tool_resources.file_search is not None
+    [store_id] = assistant.tool_resources.file_search.vector_store_ids or []
+    held = local.vector_stores.files.poll(uploaded.id, vector_store_id=store_id)
+    assert held.status == "completed", held.last_error
+    thread = local.beta.threads.create(
+        messages=[{"role": "user", "content": "When does the ferry to the island leave?"}]
+    )
+    run = local.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice={"type": "file_search"},
+        temperature=0,
+        poll_interval_ms=200,
+    )
+    assert run.status == "completed", run.last_error
+    steps = local.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert steps[0].step_details.type == "tool_calls"
+    [call] = steps[0].step_details.tool_calls
+    assert call.type == "file_search"
+    assert "7:40" in _reply(local, thread.id)

@@ -40,7 +40,7 @@ async def create_run(
     include: Include = None,
 ) -> Any:
     run = await services.runs.create(project, thread_id, body)
-    return run_stream(services.bus, run["id"]) if body.stream else run
+    return run_stream(services.bus, run["id"], include=include) if body.stream else run
 
 
 @router.get("", response_model=ListResponse[Run])

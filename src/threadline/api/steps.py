@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from threadline.api.deps import Include, PageDep, ProjectDep, ServicesDep
 from threadline.api.requests import JSONRoute
+from threadline.api.step_results import shown_step
 from threadline.schemas.common import ListResponse
 from threadline.schemas.run import RunStep
 
@@ -25,7 +26,9 @@ async def list_run_steps(
     services: ServicesDep,
     include: Include = None,
 ) -> Any:
-    return (await services.runs.list_steps(project, thread_id, run_id, page)).envelope()
+    envelope = (await services.runs.list_steps(project, thread_id, run_id, page)).envelope()
+    envelope["data"] = [shown_step(step, include) for step in envelope["data"]]
+    return envelope
 
 
 @router.get("/{step_id}", response_model=RunStep)
@@ -37,4 +40,5 @@ async def get_run_step(
     services: ServicesDep,
     include: Include = None,
 ) -> Any:
-    return await services.runs.retrieve_step(project, thread_id, run_id, step_id)
+    step = await services.runs.retrieve_step(project, thread_id, run_id, step_id)
+    return shown_step(step, include)

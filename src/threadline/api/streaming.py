@@ -4,11 +4,12 @@ goes away only ends its own stream."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from fastapi.responses import StreamingResponse
 
+from threadline.api.step_results import shown_event
 from threadline.schemas.stream_event import DONE_SSE, SEGMENT_END, Event, error_payload
 
 
@@ -22,7 +23,11 @@ HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def _frames(
-    bus: EventSource, run_id: str, after: int, lead: list[Event] | None
+    bus: EventSource,
+    run_id: str,
+    after: int,
+    lead: list[Event] | None,
+    include: Sequence[str] | None,
 ) -> AsyncIterator[str]:
     if lead is not None:  # the whole stream, without waiting for more
         yield "".join(event.sse() for event in lead) + DONE_SSE
@@ -31,7 +36,7 @@ async def _frames(
     async for batch in bus.subscribe_batches(run_id, after):
         frames = []
         for event in batch:
-            frames.append(event.sse())
+            frames.append(shown_event(event, include).sse())
             if event.name in SEGMENT_END:
                 yield "".join(frames) + DONE_SSE
                 return
@@ -39,10 +44,18 @@ async def _frames(
 
 
 def run_stream(
-    bus: EventSource, run_id: str, after: int = 0, lead: list[Event] | None = None
+    bus: EventSource,
+    run_id: str,
+    after: int = 0,
+    lead: list[Event] | None = None,
+    include: Sequence[str] | None = None,
 ) -> StreamingResponse:
+    """The run's events from after ``after`` (``include``: the run step
+    ``include[]`` values the stream's creator asked for)."""
     return StreamingResponse(
-        _frames(bus, run_id, after, lead), media_type="text/event-stream", headers=HEADERS
+        _frames(bus, run_id, after, lead, include),
+        media_type="text/event-stream",
+        headers=HEADERS,
     )
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,10 @@ from threadline.models.base import (
 )
 
 DEFAULT_COMPLETION_RESERVE = 1024
+
+Replay = Callable[[dict[str, Any], int], "tuple[str, str] | None"]
+"""The arguments and output the model saw for a built-in's stored step call (the
+run's how-manyth call of its type)."""
 
 
 class PromptTooLarge(Exception):
@@ -60,10 +64,13 @@ def function_tools(tools: Sequence[dict[str, Any]]) -> list[FunctionTool]:
     ]
 
 
-def tool_choice_of(value: Any) -> ToolChoice:
+def tool_choice_of(value: Any, offered: Sequence[FunctionTool] = ()) -> ToolChoice:
     if isinstance(value, dict):
         if value.get("type") == "function" and value.get("function"):
             return NamedToolChoice(value["function"]["name"])
+        # A built-in forced by type ({"type": "file_search"}) while it is offered.
+        if any(tool.name == value.get("type") for tool in offered):
+            return NamedToolChoice(value["type"])
         return "auto"
     if value in ("none", "auto", "required"):
         return value  # type: ignore[no-any-return]
@@ -80,10 +87,14 @@ def _relaxed(choice: ToolChoice, steps: Sequence[dict[str, Any]]) -> ToolChoice:
 
 
 def run_outputs(
-    steps: Sequence[dict[str, Any]], messages_by_id: dict[str, dict[str, Any]]
+    steps: Sequence[dict[str, Any]],
+    messages_by_id: dict[str, dict[str, Any]],
+    replay: Replay | None = None,
 ) -> list[ChatMessage]:
-    """The run's finished steps as conversation turns, in the order they happened."""
+    """The run's finished steps as conversation turns, in the order they happened
+    (a built-in's calls as ``replay`` tells them)."""
     turns: list[ChatMessage] = []
+    numbered: dict[str, int] = {}
     for step in steps:
         details = step["step_details"]
         if details["type"] == "message_creation":
@@ -91,24 +102,24 @@ def run_outputs(
             if message is not None and message["status"] != "in_progress":
                 turns.append(ChatMessage("assistant", message_text(message)))
             continue
-        calls = [c for c in details["tool_calls"] if c["type"] == "function"]
-        if not calls:
-            continue
-        turns.append(
-            ChatMessage(
-                "assistant",
-                None,
-                tool_calls=tuple(
-                    ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
-                    for c in calls
-                ),
-            )
-        )
-        turns.extend(
-            ChatMessage("tool", c["function"]["output"], tool_call_id=c["id"])
-            for c in calls
-            if c["function"]["output"] is not None
-        )
+        made: list[ToolCall] = []
+        outputs: list[ChatMessage] = []
+        for call in details["tool_calls"]:
+            if call["type"] == "function":
+                function = call["function"]
+                made.append(ToolCall(call["id"], function["name"], function["arguments"]))
+                if function["output"] is not None:
+                    outputs.append(ChatMessage("tool", function["output"], tool_call_id=call["id"]))
+                continue
+            index = numbered.get(call["type"], 0)
+            numbered[call["type"]] = index + 1
+            seen = replay(call, index) if replay is not None else None
+            if seen is not None:
+                made.append(ToolCall(call["id"], call["type"], seen[0]))
+                outputs.append(ChatMessage("tool", seen[1], tool_call_id=call["id"]))
+        if made:
+            turns.append(ChatMessage("assistant", None, tool_calls=tuple(made)))
+            turns.extend(outputs)
     return turns
 
 
@@ -120,12 +131,16 @@ def prepare(
     backend: ModelBackend,
     remaining_completion: int | None,
     remaining_prompt: int | None,
+    offered: Sequence[FunctionTool] = (),
+    replay: Replay | None = None,
 ) -> Prepared:
+    """The request for the run's next model call; ``offered`` are the built-ins it
+    may call, ``replay`` tells their earlier calls."""
     model = run["model"]
     system = [ChatMessage("system", run["instructions"])] if run.get("instructions") else []
-    tools = function_tools(run.get("tools") or [])
+    tools = function_tools(run.get("tools") or []) + list(offered)
     tools_text = json.dumps([t.__dict__ for t in tools]) if tools else ""
-    fixed = system + run_outputs(steps, {m["id"]: m for m in own_messages})
+    fixed = system + run_outputs(steps, {m["id"]: m for m in own_messages}, replay)
     thread = [
         ChatMessage(m["role"], message_text(m)) for m in history if m["status"] != "in_progress"
     ]
@@ -167,7 +182,7 @@ def prepare(
             model=model,
             messages=messages,
             tools=tools,
-            tool_choice=_relaxed(tool_choice_of(run.get("tool_choice")), steps),
+            tool_choice=_relaxed(tool_choice_of(run.get("tool_choice"), offered), steps),
             parallel_tool_calls=bool(run.get("parallel_tool_calls", True)),
             response_format=(
                 run["response_format"] if isinstance(run.get("response_format"), dict) else None

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.clock import stamp
 from threadline.domain.run_status import COMPLETE, END_INCOMPLETE, REQUIRE_ACTION, RunStatus
-from threadline.engine.context import PromptTooLarge, prepare
+from threadline.engine.context import Prepared, PromptTooLarge, prepare
 from threadline.engine.events import Events
 from threadline.engine.lifecycle import (
     Lifecycle,
@@ -31,10 +33,13 @@ from threadline.engine.lifecycle import (
     shielded,
 )
 from threadline.engine.output import TurnOutput
+from threadline.engine.tools import BuiltinCall, Toolbox, ToolScope
 from threadline.models.base import (
     Finish,
+    FunctionTool,
     ModelBackend,
     ModelError,
+    ModelRequest,
     TextDelta,
     ToolCallDelta,
     Usage,
@@ -55,8 +60,10 @@ class Executor:
         backend: ModelBackend,
         settings: Settings,
         worker_id: str,
+        toolbox: Toolbox | None = None,
     ) -> None:
         self.db = db
+        self.toolbox = toolbox or Toolbox()
         self.lifecycle = lifecycle
         self.clock = lifecycle.clock
         self.bus = lifecycle.bus
@@ -72,10 +79,10 @@ class Executor:
         """Claim the queued run and execute its turn (nothing if it is not queued)."""
         seen: list[_Seen] = []
 
-        async def read(conn: AsyncConnection, _project: str, run: dict[str, Any]) -> Events:
+        async def read(conn: AsyncConnection, project: str, run: dict[str, Any]) -> Events:
             # In the claim's own transaction: the turn gets what it reads without a
             # transaction of its own.
-            seen.append(await _read_turn(conn, run))
+            seen.append(await _read_turn(conn, project, run, self.toolbox))
             return []
 
         try:
@@ -101,7 +108,8 @@ class Executor:
             conn, project, run, self.worker_id, self._lease_until()
         )
         history = await store.thread_history(conn, run["thread_id"], run["id"])
-        return Claimed(claimed, _Seen(history=history, steps=[], own=[]))
+        loaded = await self.toolbox.load(conn, project, run)
+        return Claimed(claimed, _Seen(history, [], [], project, loaded))
 
     async def execute_claimed(self, claimed: Claimed) -> None:
         """Execute a run ``claim_new`` claimed, once its transaction committed."""
@@ -169,24 +177,86 @@ class Executor:
             log.info("%s", refused)
 
     async def _turn(self, run: dict[str, Any], counted: Usage, seen: _Seen) -> None:
+        """The turn's model calls: while a call returns only built-in tool calls,
+        execute them and call the model again (at most ``run_turn_model_calls``)."""
         run_id = run["id"]
-        history, steps, own = seen.history, seen.steps, seen.own
+        steps, own = seen.steps, seen.own
+        limit = self.settings.run_turn_model_calls
+        for call_no in range(limit):
+            scopes = self.toolbox.scopes(
+                run, seen.project_id, seen.loaded, steps, self._output_chars(run)
+            )
+            offered = self.toolbox.offers(scopes)
+            prepared = await self._prepare(run, counted, seen.history, steps, own, offered)
+            if prepared is None:
+                return
+            request = prepared.request
+            last = call_no == limit - 1
+            if last and call_no > 0:  # the bound: this call must answer
+                request = dataclasses.replace(request, tool_choice="none")
+            builtins = frozenset(tool.name for tool in offered)
+            output = TurnOutput(
+                run,
+                self.db,
+                self.bus,
+                self.worker_id,
+                run.get("tools") or [],
+                builtins,
+                functools.partial(self.toolbox.annotations, steps=steps),
+            )
+            finish = await self._call_model(request, output)
+            pending = output.builtin_calls()
+            if pending:
+                if last:
+                    raise ModelError(
+                        f"The model went on calling built-in tools after {limit} model calls."
+                    )
+                await self._execute_builtins(output, scopes, pending)
+                if not output.calls():
+                    await output.end_round(finish.usage)
+                    counted = counted + finish.usage
+                    async with self.db.read() as conn:
+                        steps = await store.steps_of(conn, run_id)
+                        own = await store.run_messages(conn, run_id)
+                    continue
+            await self._finish_turn(run_id, output, finish)
+            return
+
+    def _output_chars(self, run: dict[str, Any]) -> int:
+        """Room for one built-in call's output: about a quarter of the model's
+        context window (four characters a token)."""
+        if not self.toolbox.enabled(run):
+            return 0
+        return max(1000, self.backend.context_window(run["model"]))
+
+    async def _prepare(
+        self,
+        run: dict[str, Any],
+        counted: Usage,
+        history: list[dict[str, Any]],
+        steps: list[dict[str, Any]],
+        own: list[dict[str, Any]],
+        offered: list[FunctionTool],
+    ) -> Prepared | None:
+        """The next model call's request; ``None`` when the run ended instead (a
+        token budget is spent, or the conversation does not fit)."""
+        run_id = run["id"]
         remaining_completion = _remaining(
             run.get("max_completion_tokens"), counted.completion_tokens
         )
         remaining_prompt = _remaining(run.get("max_prompt_tokens"), counted.prompt_tokens)
         if remaining_completion is not None and remaining_completion <= 0:
             await self._incomplete(run_id, "max_completion_tokens")
-            return
+            return None
         try:
             args = (run, history, steps, own, self.backend, remaining_completion, remaining_prompt)
             if run["model"] in self._counted_models:
-                prepared = prepare(*args)
-            else:
-                # The first count for a model may build its tokenizer (seconds): off
-                # the loop, or every stream and lease renewal would stall meanwhile.
-                prepared = await asyncio.to_thread(prepare, *args)
-                self._counted_models.add(run["model"])
+                return prepare(*args, offered, self.toolbox.replay)
+            # The first count for a model may build its tokenizer (seconds): off
+            # the loop, or every stream and lease renewal would stall meanwhile.
+            prepared = await asyncio.to_thread(prepare, *args, offered, self.toolbox.replay)
+            self._counted_models.add(run["model"])
+            return prepared
         except PromptTooLarge as exc:
             if exc.budget == "max_prompt_tokens":
                 await self._incomplete(run_id, "max_prompt_tokens")
@@ -194,11 +264,11 @@ class Executor:
                 await self._fail(
                     run_id, "invalid_prompt", "The conversation does not fit the model's context."
                 )
-            return
+            return None
 
-        output = TurnOutput(run, self.db, self.bus, self.worker_id, run.get("tools") or [])
+    async def _call_model(self, request: ModelRequest, output: TurnOutput) -> Finish:
         finish: Finish | None = None
-        stream = self.backend.stream(prepared.request)
+        stream = self.backend.stream(request)
         try:
             async for event in stream:
                 if isinstance(event, TextDelta):
@@ -214,7 +284,24 @@ class Executor:
                 await close()
         if finish is None:
             raise ModelError("The model stream ended without finishing.")
-        await self._finish_turn(run_id, output, finish)
+        return finish
+
+    async def _execute_builtins(
+        self,
+        output: TurnOutput,
+        scopes: dict[str, ToolScope],
+        pending: list[tuple[int, str, str, str]],
+    ) -> None:
+        """Execute the model's built-in calls, in order; each call object goes into
+        the tool step as it is made."""
+        numbered: dict[str, int] = {}
+        for index, call_id, kind, arguments in pending:
+            scope = scopes[kind]
+            position = scope.earlier_calls + numbered.get(kind, 0)
+            numbered[kind] = numbered.get(kind, 0) + 1
+            tool = self.toolbox.tools[kind]
+            outcome = await tool.execute(scope, BuiltinCall(call_id, position, arguments))
+            await output.builtin_done_with(index, {**outcome.call, "id": call_id})
 
     async def _finish_turn(self, run_id: str, output: TurnOutput, finish: Finish) -> None:
         calls = output.calls()
@@ -259,11 +346,14 @@ class Executor:
 
 @dataclass(frozen=True)
 class _Seen:
-    """What a turn reads as it claims its run."""
+    """What a turn reads as it claims its run (``loaded``: what each enabled
+    built-in tool read for it)."""
 
     history: list[dict[str, Any]]
     steps: list[dict[str, Any]]
     own: list[dict[str, Any]]
+    project_id: str
+    loaded: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -274,11 +364,15 @@ class Claimed:
     seen: _Seen
 
 
-async def _read_turn(conn: AsyncConnection, run: dict[str, Any]) -> _Seen:
+async def _read_turn(
+    conn: AsyncConnection, project: str, run: dict[str, Any], toolbox: Toolbox
+) -> _Seen:
     return _Seen(
         history=await store.thread_history(conn, run["thread_id"], run["id"]),
         steps=await store.steps_of(conn, run["id"]),
         own=await store.run_messages(conn, run["id"]),
+        project_id=project,
+        loaded=await toolbox.load(conn, project, run),
     )
 
 

@@ -73,14 +73,24 @@ def new_assistant_message(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def text_content(text: str) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": {"value": text, "annotations": []}}]
+def text_content(
+    text: str, annotations: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": {"value": text, "annotations": annotations or []}}]
 
 
-def message_delta(message_id: str, text: str, *, first: bool) -> dict[str, Any]:
+def message_delta(
+    message_id: str,
+    text: str,
+    *,
+    first: bool,
+    annotations: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A text delta; ``annotations`` are those it completes, each with its
+    ``index`` among the message's annotations."""
     part: dict[str, Any] = {"index": 0, "type": "text", "text": {"value": text}}
-    if first:
-        part["text"]["annotations"] = []
+    if first or annotations:
+        part["text"]["annotations"] = annotations or []
     return {"id": message_id, "object": "thread.message.delta", "delta": {"content": [part]}}
 
 
@@ -97,4 +107,13 @@ def tool_call_delta(
         "id": step_id,
         "object": "thread.run.step.delta",
         "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}},
+    }
+
+
+def builtin_call_delta(step_id: str, index: int, call: dict[str, Any]) -> dict[str, Any]:
+    """A built-in call, whole, as a step delta (it is streamed once executed)."""
+    return {
+        "id": step_id,
+        "object": "thread.run.step.delta",
+        "delta": {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index, **call}]}},
     }

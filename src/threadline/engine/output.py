@@ -5,6 +5,7 @@ finished objects are stored by ``finisher`` in the run's final transaction."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,12 +30,18 @@ class TurnOutput:
         bus: EventBus,
         worker_id: str,
         tools: list[dict[str, Any]],
+        builtins: frozenset[str] = frozenset(),
+        annotate: Callable[[str], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.run = run
         self.db = db
         self.bus = bus
         self.worker_id = worker_id
         self.functions = {t["function"]["name"] for t in tools if t.get("type") == "function"}
+        self.builtins = builtins  # the built-in tools offered to this model call
+        self.builtin_done: dict[int, dict[str, Any]] = {}  # executed, by call index
+        self.annotate = annotate  # the annotations of the message's text so far
+        self._annotated = 0  # how many annotations the deltas carried
         self.message: dict[str, Any] | None = None
         self.message_step: dict[str, Any] | None = None
         self.tool_step: dict[str, Any] | None = None
@@ -87,7 +94,9 @@ class TurnOutput:
         events.append(
             (
                 "thread.message.delta",
-                objects.message_delta(self.message["id"], piece, first=first),
+                objects.message_delta(
+                    self.message["id"], piece, first=first, annotations=self._new_annotations(piece)
+                ),
             )
         )
         await self._publish(events)
@@ -96,6 +105,22 @@ class TurnOutput:
             # are already here, this task would otherwise go on through all of them
             # (and the run's final write) before any stream got the chance.
             await asyncio.sleep(0)
+
+    def _new_annotations(self, piece: str) -> list[dict[str, Any]]:
+        """The annotations the text completed with ``piece`` (a citation marker
+        ends with ``】``, or ``]`` as small models write it), numbered among the
+        message's."""
+        if self.annotate is None or ("】" not in piece and "]" not in piece):
+            return []
+        notes = self.annotate("".join(self.text_parts))
+        fresh = [{"index": i, **note} for i, note in enumerate(notes) if i >= self._annotated]
+        self._annotated = len(notes)
+        return fresh
+
+    def _content(self) -> list[dict[str, Any]]:
+        text = "".join(self.text_parts)
+        notes = self.annotate(text) if self.annotate is not None else []
+        return objects.text_content(text, notes)
 
     async def tool_delta(self, delta: ToolCallDelta) -> None:
         if self.tool_step is None:
@@ -113,13 +138,15 @@ class TurnOutput:
             call_id = delta.id if delta.id and delta.id not in taken else new_id("tool_call")
             call = self._calls[delta.index] = {"id": call_id, "name": delta.name or "", "args": ""}
             call["args"] += delta.arguments
-            await self._publish_call(delta.index, call["id"], call["name"], delta.arguments)
+            if call["name"] not in self.builtins:
+                await self._publish_call(delta.index, call["id"], call["name"], delta.arguments)
             return
         if delta.name and not call["name"]:
             call["name"] = delta.name
         if delta.arguments:
             call["args"] += delta.arguments
-            await self._publish_call(delta.index, None, None, delta.arguments)
+            if call["name"] not in self.builtins:
+                await self._publish_call(delta.index, None, None, delta.arguments)
 
     async def _publish_call(
         self, index: int, call_id: str | None, name: str | None, arguments: str
@@ -131,22 +158,101 @@ class TurnOutput:
             objects.tool_call_delta(self.tool_step["id"], index, call_id, name, arguments),
         )
 
-    def calls(self) -> list[dict[str, Any]]:
-        """The finished function calls, checked against the run's tools."""
-        made = [self._calls[i] for i in sorted(self._calls)]
+    def _made(self) -> list[tuple[int, dict[str, Any]]]:
+        made = sorted(self._calls.items())
         if not self.run.get("parallel_tool_calls", True):
             made = made[:1]
-        for call in made:
-            if call["name"] not in self.functions:
+        for _, call in made:
+            if call["name"] not in self.functions and call["name"] not in self.builtins:
                 raise ModelError(
-                    f"The model called '{call['name']}', which is not a function of this run."
+                    f"The model called '{call['name']}', which is not a tool of this run."
                 )
-        return [objects.function_call(c["id"], c["name"], c["args"] or "{}") for c in made]
+        return made
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The finished function calls, checked against the run's tools."""
+        return [
+            objects.function_call(c["id"], c["name"], c["args"] or "{}")
+            for _, c in self._made()
+            if c["name"] not in self.builtins
+        ]
+
+    def builtin_calls(self) -> list[tuple[int, str, str, str]]:
+        """The built-in calls still to execute: (call index, id, type, arguments)."""
+        return [
+            (index, c["id"], c["name"], c["args"] or "{}")
+            for index, c in self._made()
+            if c["name"] in self.builtins and index not in self.builtin_done
+        ]
+
+    async def builtin_done_with(self, index: int, call: dict[str, Any]) -> None:
+        """A built-in call executed: its call object goes into the step (and its
+        stream, as a delta)."""
+        assert self.tool_step is not None
+        self.builtin_done[index] = call
+        await self.bus.publish(
+            self.run["id"],
+            "thread.run.step.delta",
+            objects.builtin_call_delta(self.tool_step["id"], index, call),
+        )
+
+    def step_calls(self) -> list[dict[str, Any]]:
+        """The tool step's calls in the order the model made them."""
+        functions = iter(self.calls())
+        out: list[dict[str, Any]] = []
+        for index, call in self._made():
+            if call["name"] in self.builtins:
+                if index in self.builtin_done:
+                    out.append(self.builtin_done[index])
+            else:
+                out.append(next(functions))
+        return out
+
+    async def end_round(self, usage: Usage) -> list[dict[str, Any]]:
+        """End this model call inside the turn (its built-in calls executed, the
+        model is called again): its message and step end completed, the step with
+        the call's usage, and the run counts that usage now. Returns what was ended
+        (steps and messages) for the next call's context."""
+        assert self.tool_step is not None
+        stamp = now()
+        ended: list[dict[str, Any]] = []
+        events: Events = []
+        async with self.db.write() as conn:
+            row = await store.lock_run_holder(conn, self.run["id"])
+            if (
+                row is None
+                or row.status != str(RunStatus.IN_PROGRESS)
+                or row.lease_owner != self.worker_id
+            ):
+                raise ConflictError(f"Run {self.run['id']} is no longer executing here.")
+            if self.message is not None and self.message_step is not None:
+                self.message["content"] = self._content()
+                self.message["status"] = "completed"
+                self.message["completed_at"] = stamp
+                await store.save_message(conn, self.message)
+                self.message_step["status"] = "completed"
+                self.message_step["completed_at"] = stamp
+                await store.save_step(conn, row.project_id, self.message_step)
+                events += [
+                    ("thread.message.completed", self.message),
+                    ("thread.run.step.completed", self.message_step),
+                ]
+                ended += [self.message_step, self.message]
+            self.tool_step["step_details"] = objects.tool_calls_details(self.step_calls())
+            self.tool_step["status"] = "completed"
+            self.tool_step["completed_at"] = stamp
+            self.tool_step["usage"] = objects.usage_dict(usage)
+            await store.save_step(conn, row.project_id, self.tool_step)
+            await store.add_usage(conn, self.run["id"], usage)
+            events.append(("thread.run.step.completed", self.tool_step))
+            ended.append(self.tool_step)
+        await self._publish(events)
+        return ended
 
     def finisher(self, usage: Usage, *, truncated: bool) -> Work:
         async def finish(conn: AsyncConnection, project_id: str, run: dict[str, Any]) -> Events:
             events: Events = []
-            calls = self.calls()
+            calls = self.step_calls()
             stamp = now()
             if self.message is None and not calls:
                 events.extend(self._new_message())
@@ -155,7 +261,7 @@ class TurnOutput:
                 await store.insert_step(conn, project_id, self.message_step)
                 await store.insert_message(conn, project_id, self.message)
             if self.message is not None and self.message_step is not None:
-                self.message["content"] = objects.text_content("".join(self.text_parts))
+                self.message["content"] = self._content()
                 if truncated:
                     self.message["status"] = "incomplete"
                     self.message["incomplete_at"] = stamp

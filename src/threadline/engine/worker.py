@@ -11,6 +11,7 @@ import secrets
 from threadline.engine.executor import Executor
 from threadline.engine.lifecycle import Lifecycle
 from threadline.engine.sweeper import Sweeper
+from threadline.engine.tools import Toolbox
 from threadline.models.base import ModelBackend
 from threadline.queue.base import RunQueue
 from threadline.settings import Settings
@@ -27,11 +28,12 @@ class RunWorker:
         queue: RunQueue,
         backend: ModelBackend,
         settings: Settings,
+        toolbox: Toolbox | None = None,
     ) -> None:
         self.worker_id = "wrk_" + secrets.token_hex(8)
         self.settings = settings
         self.queue = queue
-        self.executor = Executor(db, lifecycle, backend, settings, self.worker_id)
+        self.executor = Executor(db, lifecycle, backend, settings, self.worker_id, toolbox)
         self.sweeper = Sweeper(db, lifecycle, queue)
         self._sweeping: asyncio.Task[None] | None = None
 

@@ -9,6 +9,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from threadline.domain import limits
 from threadline.schemas.common import INTEGRAL, Request, not_null
+from threadline.schemas.vector_store import ChunkingStrategy
 
 
 class FunctionDefinition(Request):
@@ -59,8 +60,8 @@ class CodeInterpreterResources(Request):
 
 
 class NewVectorStore(Request):
-    file_ids: list[str] = []
-    chunking_strategy: dict[str, Any] | None = None
+    file_ids: Annotated[list[str], Field(max_length=limits.VECTOR_STORE_FILE_IDS_MAX)] = []
+    chunking_strategy: ChunkingStrategy | None = None
     metadata: dict[str, str] | None = None
 
 

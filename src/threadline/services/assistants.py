@@ -8,7 +8,7 @@ from threadline.domain.clock import now
 from threadline.domain.ids import new_id
 from threadline.domain.pages import Page, PageParams
 from threadline.schemas.assistant import CreateAssistantRequest, ModifyAssistantRequest
-from threadline.schemas.tools import dump_response_format, dump_tool_resources
+from threadline.schemas.tools import dump_response_format
 from threadline.services.references import References
 from threadline.storage import objects
 from threadline.storage.db import Database
@@ -31,7 +31,7 @@ class AssistantService:
             "model": req.model,
             "instructions": req.instructions,
             "tools": [tool.model_dump(exclude_none=True) for tool in req.tools],
-            "tool_resources": dump_tool_resources(req.tool_resources),
+            "tool_resources": {},
             "metadata": req.metadata or {},
             "temperature": req.temperature,
             "top_p": req.top_p,
@@ -39,7 +39,9 @@ class AssistantService:
             "reasoning_effort": req.reasoning_effort,
         }
         async with self.db.write() as conn:
-            await self.refs.check_tool_resources(conn, project, req.tool_resources)
+            data["tool_resources"] = await self.refs.tool_resources(
+                conn, project, req.tool_resources
+            )
             return await repo.insert(conn, project, data)
 
     async def retrieve(self, project: str, assistant_id: str) -> dict[str, Any]:
@@ -61,8 +63,9 @@ class AssistantService:
             if "tools" in fields:
                 data["tools"] = [t.model_dump(exclude_none=True) for t in req.tools or []]
             if "tool_resources" in fields:
-                await self.refs.check_tool_resources(conn, project, req.tool_resources)
-                data["tool_resources"] = dump_tool_resources(req.tool_resources)
+                data["tool_resources"] = await self.refs.tool_resources(
+                    conn, project, req.tool_resources
+                )
             if "metadata" in fields:
                 data["metadata"] = req.metadata or {}
             if "response_format" in fields:

@@ -73,9 +73,11 @@ class MessageService:
         self, project: str, thread_id: str, req: CreateMessageRequest
     ) -> dict[str, Any]:
         async with self.db.write() as conn:
-            await thread_repo.get(conn, project, thread_id)
+            thread = await thread_repo.get(conn, project, thread_id)
             await check_message_files(self.refs, conn, project, req, "")
             await ensure_thread_idle(conn, thread_id)
+            if await self.refs.attach(conn, project, thread, req.attachments):
+                await thread_repo.replace(conn, project, thread)
             data = new_message(thread_id, req)
             return await repo.insert(conn, project, data, thread_id=thread_id)
 

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from threadline.domain.clock import now
 from threadline.domain.ids import new_id
 from threadline.schemas.thread import CreateThreadRequest, ModifyThreadRequest
-from threadline.schemas.tools import dump_tool_resources
 from threadline.services import messages
 from threadline.services.references import References
 from threadline.storage import objects
@@ -27,7 +26,7 @@ class ThreadService:
         self, conn: AsyncConnection, project: str, req: CreateThreadRequest, param: str = ""
     ) -> dict[str, Any]:
         """Create a thread and its first messages inside the caller's transaction."""
-        await self.refs.check_tool_resources(conn, project, req.tool_resources)
+        resources = await self.refs.tool_resources(conn, project, req.tool_resources)
         for index, message in enumerate(req.messages or []):
             await messages.check_message_files(
                 self.refs, conn, project, message, f"{param}messages[{index}]."
@@ -36,9 +35,11 @@ class ThreadService:
             "id": new_id("thread"),
             "object": "thread",
             "created_at": now(),
-            "tool_resources": dump_tool_resources(req.tool_resources),
+            "tool_resources": resources,
             "metadata": req.metadata or {},
         }
+        for message in req.messages or []:
+            await self.refs.attach(conn, project, data, message.attachments)
         await repo.insert(conn, project, data)
         for message in req.messages or []:
             await messages.repo.insert(
@@ -60,8 +61,9 @@ class ThreadService:
         async with self.db.write() as conn:
             data = await repo.get(conn, project, thread_id)
             if "tool_resources" in req.model_fields_set:
-                await self.refs.check_tool_resources(conn, project, req.tool_resources)
-                data["tool_resources"] = dump_tool_resources(req.tool_resources)
+                data["tool_resources"] = await self.refs.tool_resources(
+                    conn, project, req.tool_resources
+                )
             if "metadata" in req.model_fields_set:
                 data["metadata"] = req.metadata or {}
             return await repo.replace(conn, project, data)

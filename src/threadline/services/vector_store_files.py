@@ -18,29 +18,10 @@ from threadline.schemas.vector_store import (
     resolved_chunking,
 )
 from threadline.services.ingestion import Attributes, IngestionWorker, Pipeline
+from threadline.services.inline_stores import new_file
 from threadline.services.references import References
 from threadline.storage import vector_stores as store
 from threadline.storage.db import Database
-
-
-def new_file(
-    file_id: str,
-    store_id: str,
-    now: int,
-    chunking: dict[str, Any],
-    attributes: Attributes | None,
-) -> dict[str, Any]:
-    return {
-        "id": file_id,
-        "object": "vector_store.file",
-        "usage_bytes": 0,
-        "created_at": now,
-        "vector_store_id": store_id,
-        "status": "in_progress",
-        "last_error": None,
-        "chunking_strategy": chunking,
-        "attributes": dict(attributes) if attributes is not None else {},
-    }
 
 
 def batch_shown(data: dict[str, Any], cancelled: bool, counts: store.Counts) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from threadline.schemas.vector_store import (
     resolved_chunking,
 )
 from threadline.services.ingestion import Hit, IngestionWorker, Pipeline
+from threadline.services.inline_stores import new_file
 from threadline.services.references import References
-from threadline.services.vector_store_files import new_file
 from threadline.storage import vector_stores as store
 from threadline.storage.db import Database
 

@@ -116,6 +116,19 @@ async def save_run(
     return data
 
 
+async def add_usage(conn: AsyncConnection, run_id: str, usage: Any) -> None:
+    """Count a model call's tokens on the run (``usage``: prompt and completion
+    tokens) before the run's next status change."""
+    await conn.execute(
+        tables.runs.update()
+        .where(R.id == run_id)
+        .values(
+            prompt_tokens=R.prompt_tokens + int(usage.prompt_tokens),
+            completion_tokens=R.completion_tokens + int(usage.completion_tokens),
+        )
+    )
+
+
 async def run_ids_with_status(
     conn: AsyncConnection, statuses: Iterable[RunStatus], **filters: Any
 ) -> list[str]:

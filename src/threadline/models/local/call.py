@@ -27,10 +27,12 @@ from threadline.models.local.engine import Decoded, Engine
 from threadline.models.local.grammar import calls_grammar, json_grammar
 from threadline.models.local.planning import Plan, plan_request
 from threadline.models.local.policy import (
+    FILE_SEARCH,
     adds_information,
     all_repeats,
     grounded,
     may_want_more_calls,
+    search_worthy,
 )
 from threadline.models.local.sampling import sampling_for
 from threadline.models.local.stream import AnswerStream
@@ -61,6 +63,8 @@ class ModelCall:
 
     def run(self) -> None:
         plan = self.plan
+        if plan.search_query is not None:
+            return self._emit_calls([ParsedCall(FILE_SEARCH, {"query": plan.search_query})])
         if plan.mode == "text":
             return self._text(allow_calls=False)
         if plan.mode == "auto":
@@ -104,6 +108,8 @@ class ModelCall:
                 and not all_repeats([call], plan.previous_calls)
                 and grounded(call, plan.tools, plan.context, strict=True)
             )
+        if call.name == FILE_SEARCH and not search_worthy(call):
+            return False
         return grounded(call, plan.tools, plan.context)
 
     def _calls(self) -> list[ParsedCall] | None:
@@ -112,7 +118,9 @@ class ModelCall:
         choice rejects the call, ``None`` when the token budget ran out."""
         plan, parallel = self.plan, self.request.parallel_tool_calls
         grammar = calls_grammar(plan.tools, parallel=False)
-        more = parallel and may_want_more_calls(plan.question)
+        # One search answers one question: no parallel searches for its parts.
+        searching = all(t.name == FILE_SEARCH for t in plan.tools)
+        more = parallel and may_want_more_calls(plan.question) and not searching
         prefix, calls = self.prompt, list[ParsedCall]()
         while len(calls) < MAX_PARALLEL_CALLS:
             out = self._decode(prefix, structured=True, grammar_text=grammar)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from threadline.models.base import FunctionTool, ModelError, ModelRequest
+from threadline.models.local.policy import FILE_SEARCH, refers_to_documents
 from threadline.models.local.prompt import (
     json_instruction,
     last_question,
@@ -38,6 +39,9 @@ class Plan:
     """The last user message."""
     context: str
     """The conversation's text without tool results, to check arguments against."""
+    search_query: str | None = None
+    """A search to make without decoding: the request points at the user's
+    documents and file_search is offered (the question is the query)."""
 
 
 def plan_request(request: ModelRequest) -> Plan:
@@ -59,6 +63,19 @@ def plan_request(request: ModelRequest) -> Plan:
     messages = list(request.messages)
     after = bool(messages) and messages[-1].role == "tool"
     last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    searched = any(c.name == FILE_SEARCH for m in messages[last_user + 1 :] for c in m.tool_calls)
+    search_query: str | None = None
+    if (
+        mode == "auto"
+        and not after
+        and not searched
+        and any(t.name == FILE_SEARCH for t in tools)
+        and refers_to_documents(last_question(messages))
+    ):
+        # A small model answers questions about the user's documents from thin air,
+        # and shortens the query to a few words: one that points at them is searched
+        # first, with the whole question (hybrid retrieval ranks it well).
+        search_query = last_question(messages)
     instruction = json_instruction(request.response_format)
     prompt = render_chatml(
         messages,
@@ -82,6 +99,7 @@ def plan_request(request: ModelRequest) -> Plan:
         turn_functions=frozenset(c.name for m in messages[last_user + 1 :] for c in m.tool_calls),
         question=last_question(messages),
         context="\n".join(m.content for m in messages if m.content and m.role != "tool"),
+        search_query=search_query,
     )
 
 

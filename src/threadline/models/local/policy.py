@@ -15,6 +15,14 @@ from threadline.models.base import FunctionTool
 from threadline.models.local.calls import ParsedCall
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.@'-][a-z0-9]+)*")
+FILE_SEARCH = "file_search"  # the run engine's built-in search over the user's files
+# Words by which a request points at the user's own documents.
+_DOCUMENTS = re.compile(
+    r"\b(files?|documents?|docs?|notes?|uploaded|upload|handbook|manual|policy|policies|"
+    r"guide|guidelines|report|reports|contract|spec|specification|readme|pdf|according to|"
+    r"knowledge base|wiki|search|look (it|this|that) up)\b",
+    re.I,
+)
 _MORE = re.compile(r"\b(and|also|both|plus|then|each|all)\b|[,;&]", re.I)
 
 
@@ -90,3 +98,16 @@ def all_repeats(calls: Iterable[ParsedCall], previous: frozenset[tuple[str, str]
     """True when every call was already made earlier in the conversation."""
     keys = [c.key() for c in calls]
     return bool(keys) and all(k in previous for k in keys)
+
+
+def refers_to_documents(question: str) -> bool:
+    """Whether the request points at the user's documents ("according to our
+    handbook", "search my notes"): with file_search offered, it should search."""
+    return bool(_DOCUMENTS.search(question))
+
+
+def search_worthy(call: ParsedCall) -> bool:
+    """Whether a file_search call looks for words (a query of bare numbers and
+    symbols, "7 * 6", is a question the model can answer itself)."""
+    query = call.arguments.get("query") if isinstance(call.arguments, dict) else None
+    return isinstance(query, str) and bool(re.search(r"[^\W\d_]{3,}", query))

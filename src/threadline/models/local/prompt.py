@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ TOOL_GUIDANCE = (
     "If no function fits the request, answer it yourself."
 )
 ANSWER_HINT = 'Function results for my message "{question}" are above. Reply to me using them.'
+CITE_HINT = " Cite each result you use with its marker, such as {marker}."
+MARKER = re.compile(r"【\d+:\d+†[^】\n]*】")  # a file_search result's citation marker
 
 
 def tool_spec(tool: FunctionTool) -> dict[str, Any]:
@@ -115,9 +118,11 @@ def render_answer(messages: Sequence[ChatMessage], *, extra_system: str | None =
         elif msg.role == "assistant" and msg.content:
             found.append(f"- You said: {msg.content}")
     question = messages[last_user].content or ""
+    marker = MARKER.search("\n".join(found))
     body = (
         f"{question}\n\nYou called functions for this. Their results:\n" + "\n".join(found)
         + "\n\nNow reply to my message, telling me what the results say."
+        + (CITE_HINT.format(marker=marker.group(0)) if marker else "")
     )  # fmt: skip
     rewritten = [*messages[:last_user], ChatMessage("user", body)]
     return render_chatml(rewritten, extra_system=extra_system)

@@ -69,13 +69,21 @@ def directive_steps(messages: Sequence[ChatMessage]) -> tuple[list[Any], int] | 
 def default_step(request: ModelRequest) -> Step:
     """What the backend does with no directive (deterministic)."""
     choice = request.tool_choice
-    if isinstance(choice, NamedToolChoice):
-        return ToolCallsStep([ScriptedCall(choice.name)])
-    if choice == "required" and request.tools:
-        return ToolCallsStep([ScriptedCall(request.tools[0].name)])
     index = _last_user_index(request.messages)
     said = (request.messages[index].content or "") if index is not None else ""
+    if isinstance(choice, NamedToolChoice):
+        return ToolCallsStep([_forced_call(request, choice.name, said)])
+    if choice == "required" and request.tools:
+        return ToolCallsStep([_forced_call(request, request.tools[0].name, said)])
     return TextStep(f"You said: {said}")
+
+
+def _forced_call(request: ModelRequest, name: str, said: str) -> ScriptedCall:
+    """A forced call: empty arguments, or, for a tool that takes a ``query``
+    (file_search), what the user said."""
+    tool = next((t for t in request.tools if t.name == name), None)
+    properties = ((tool.parameters or {}).get("properties") or {}) if tool else {}
+    return ScriptedCall(name, {"query": said} if "query" in properties else {})
 
 
 def scripted_step(request: ModelRequest) -> Step:
