@@ -7,6 +7,7 @@ from __future__ import annotations
 from threadline.engine.events import EventBus, InMemoryEventBus
 from threadline.engine.lifecycle import Lifecycle
 from threadline.engine.tools import Toolbox
+from threadline.engine.tools.code_interpreter import CodeInterpreter
 from threadline.engine.tools.file_search import FileSearch
 from threadline.engine.worker import RunWorker
 from threadline.models.base import ModelBackend
@@ -56,7 +57,9 @@ def build_services(
     model = backend or build_backend(settings)
     threads = ThreadService(db, refs)
     pipeline = pipeline or build_pipeline(settings, db)
-    toolbox = Toolbox.of([FileSearch(db, pipeline)])
+    code_interpreter = CodeInterpreter(db, blobs, settings)
+    threads.on_delete = code_interpreter.close_thread
+    toolbox = Toolbox.of([FileSearch(db, pipeline), code_interpreter])
     worker = RunWorker(db, lifecycle, queue, model, settings, toolbox)
     ingestion = IngestionWorker(
         db,
@@ -82,6 +85,7 @@ def build_services(
         vector_stores=VectorStoreService(db, refs, pipeline, ingestion),
         vector_store_files=VectorStoreFileService(db, refs, pipeline, ingestion),
         ingestion=ingestion,
+        code_interpreter=code_interpreter,
     )
 
 
