@@ -12,6 +12,7 @@ from typing import Any
 import openai
 import pytest
 from openai import AssistantEventHandler
+from openai.types.beta.threads.runs import CodeInterpreterToolCall
 from typing_extensions import override
 
 from tests.support.runs import (
@@ -69,7 +70,7 @@ def test_print_runs_for_real(client: openai.OpenAI) -> None:
     # The SDK reads the step.
     steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id, order="asc").data
     sdk_call = steps[0].step_details.tool_calls[0]  # type: ignore[union-attr]
-    assert sdk_call.type == "code_interpreter"
+    assert isinstance(sdk_call, CodeInterpreterToolCall)
     assert sdk_call.code_interpreter.input == "print(2**100)"
 
 
@@ -109,7 +110,7 @@ def test_an_attachment_is_placed_in_mnt_data(client: openai.OpenAI) -> None:
             {
                 "role": "user",
                 "content": "read it",
-                "attachments": [{"file_id": file_id, "tools": [CODE]}],
+                "attachments": [{"file_id": file_id, "tools": [{"type": "code_interpreter"}]}],
             }
         ]
     )
@@ -172,6 +173,7 @@ def test_streaming_gives_the_input_then_the_outputs(client: openai.OpenAI) -> No
     assert last.input is None
     assert [(o.type, o.logs) for o in last.outputs] == [("logs", "streamed\n")]
     call = step.step_details.tool_calls[0]  # type: ignore[union-attr]
+    assert isinstance(call, CodeInterpreterToolCall)
     assert call.code_interpreter.input == "print('streamed')"
 
 
