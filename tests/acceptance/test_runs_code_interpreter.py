@@ -230,3 +230,24 @@ def test_the_server_answers_while_a_session_loops(short_server: Served) -> None:
     say(client, thread_id, run_code("print('back')"), "Back.")
     again = finished(client, ci, thread_id)
     assert logs_of(the_call(client, thread_id, again.id)) == "back\n"
+
+
+def test_a_chart_is_streamed_as_an_image_file_part(client: openai.OpenAI) -> None:
+    ci = assistant(client)
+    code = "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [1, 2])"
+    thread_id = scripted_thread(client, run_code(code), "Bars.")
+    images: list[str] = []
+
+    class Handler(AssistantEventHandler):
+        @override
+        def on_image_file_done(self, image_file: Any) -> None:
+            images.append(image_file.file_id)
+
+    with client.beta.threads.runs.stream(
+        thread_id=thread_id, assistant_id=ci, event_handler=Handler()
+    ) as stream:
+        stream.until_done()
+        [message] = stream.get_final_messages()
+    [part] = [p for p in message.content if p.type == "image_file"]
+    assert images == [part.image_file.file_id]
+    assert client.files.content(images[0]).content.startswith(PNG)

@@ -124,6 +124,12 @@ class TurnOutput:
         notes = self.annotate(text) if self.annotate is not None else []
         return objects.text_content(text, notes) + self.parts
 
+    def _parts_events(self) -> Events:
+        """The message's parts after its text (images), as one delta."""
+        if not self.parts or self.message is None:
+            return []
+        return [("thread.message.delta", objects.parts_delta(self.message["id"], self.parts, 1))]
+
     async def tool_delta(self, delta: ToolCallDelta) -> None:
         if self.tool_step is None:
             self.tool_step = objects.new_step(self.run, objects.tool_calls_details([]))
@@ -246,6 +252,7 @@ class TurnOutput:
                 self.message_step["status"] = "completed"
                 self.message_step["completed_at"] = stamp
                 await store.save_step(conn, row.project_id, self.message_step)
+                events += self._parts_events()
                 events += [
                     ("thread.message.completed", self.message),
                     ("thread.run.step.completed", self.message_step),
@@ -275,6 +282,7 @@ class TurnOutput:
                 await store.insert_message(conn, project_id, self.message)
             if self.message is not None and self.message_step is not None:
                 self.message["content"] = self._content()
+                events.extend(self._parts_events())
                 if truncated:
                     self.message["status"] = "incomplete"
                     self.message["incomplete_at"] = stamp

@@ -15,6 +15,7 @@ a server without a working sandbox fails the run, and then no code runs at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -124,6 +125,9 @@ class CodeInterpreter(BuiltinTool):
         for task in (self._reaper, self._starting):
             if task is not None:
                 task.cancel()
+                # Let a probe cut short end its session before the pool goes.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.pool is not None:
             await self.pool.aclose()
 
