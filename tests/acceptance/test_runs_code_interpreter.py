@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -22,7 +23,9 @@ from tests.support.runs import (
     scripted_thread,
     steps_json,
 )
-from tests.support.servers import ENGINES, Served, serve
+from tests.support.servers import ENGINES, KEY_A, Served, make_settings, serve
+from threadline.testing import serve_in_thread
+from threadline.wiring import build_services
 
 CODE: dict[str, Any] = {"type": "code_interpreter"}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -251,3 +254,19 @@ def test_a_chart_is_streamed_as_an_image_file_part(client: openai.OpenAI) -> Non
     [part] = [p for p in message.content if p.type == "image_file"]
     assert images == [part.image_file.file_id]
     assert client.files.content(images[0]).content.startswith(PNG)
+
+
+def test_deleting_a_thread_ends_its_session(tmp_path: Path) -> None:
+    services = build_services(make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'db'}"))
+    tool = services.code_interpreter
+    assert tool is not None
+    with serve_in_thread(services.settings, services) as url:
+        client = openai.OpenAI(base_url=url, api_key=KEY_A, max_retries=0)
+        ci = assistant(client)
+        thread_id = scripted_thread(client, run_code("x = 1"), "Set.")
+        finished(client, ci, thread_id)
+        assert tool.pool is not None
+        assert thread_id in tool.pool
+        client.beta.threads.delete(thread_id)
+        assert thread_id not in tool.pool
+        client.close()
