@@ -186,6 +186,11 @@ class CodeSession:
                     timed_out=True,
                     restarted=restarted,
                 )
+            except asyncio.CancelledError:
+                # The caller gave up (a cancelled run): the code may still run and its
+                # reply would answer the next request, so the process goes.
+                await self._stop()
+                raise
             except _SessionEnded:
                 code_or_signal = await self._stop()
                 return ExecutionResult(

@@ -4,6 +4,7 @@ sandbox refusing to run code."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -75,6 +76,17 @@ async def test_the_model_is_told_when_a_session_was_restarted(tool: CodeInterpre
     assert again == RESTARTED + "1\n"
     # Told once: the session is a working one again.
     assert await run(tool, "thread_a", "print(2)") == "2\n"
+
+
+async def test_a_cancelled_execution_leaves_a_working_session(tool: CodeInterpreter) -> None:
+    await run(tool, "thread_d", "import time")
+    started = asyncio.create_task(run(tool, "thread_d", "time.sleep(30); print('late')"))
+    await asyncio.sleep(0.5)  # the sleep is running in the sandbox
+    started.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await started
+    # The next execution gets its own reply, not the abandoned one's.
+    assert await run(tool, "thread_d", "print('next')") == RESTARTED + "next\n"
 
 
 async def test_deleting_a_thread_ends_its_session(tool: CodeInterpreter) -> None:

@@ -190,6 +190,9 @@ class CodeInterpreter(BuiltinTool):
                     await pool.put_file(thread_id, filename, await self._read(file_id))
                     placed.add(file_id)
             result = await pool.execute(thread_id, code, self.settings.sandbox_timeout_seconds)
+        except asyncio.CancelledError:
+            self._placed.pop(thread_id, None)  # the session is ended: files go again
+            raise
         except SandboxError as exc:
             self._ended.add(thread_id)
             self._placed.pop(thread_id, None)
