@@ -103,6 +103,9 @@ def test_a_csv_file_is_read_with_pandas(client: openai.OpenAI) -> None:
     thread_id = scripted_thread(client, run_code(code), "The sum is 45.")
     run = finished(client, ci, thread_id)
     assert logs_of(the_call(client, thread_id, run.id)) == "45\n"
+    # The input is not taken for an output of the code.
+    made = client.files.list(purpose="assistants_output").data
+    assert "temps.csv" not in [f.filename for f in made]
 
 
 def test_an_attachment_is_placed_in_mnt_data(client: openai.OpenAI) -> None:
@@ -270,3 +273,25 @@ def test_deleting_a_thread_ends_its_session(tmp_path: Path) -> None:
         client.beta.threads.delete(thread_id)
         assert thread_id not in tool.pool
         client.close()
+
+
+def test_the_code_reaches_neither_the_network_nor_the_server(short_server: Served) -> None:
+    client = short_server.client()
+    ci = assistant(client)
+    port = int(short_server.url.split(":")[2].split("/")[0])
+    code = (
+        "import os, socket\n"
+        f"for port in (5432, {port}):\n"
+        "    try:\n"
+        "        socket.create_connection(('127.0.0.1', port), timeout=2)\n"
+        "        print('connected', port)\n"
+        "    except OSError as exc:\n"
+        "        print('refused', port)\n"
+        f"print(os.path.exists({str(short_server.data_dir)!r}))\n"
+        "print(sorted(os.environ))\n"
+    )
+    thread_id = scripted_thread(client, run_code(code), "Checked.")
+    run = finished(client, ci, thread_id)
+    logs = logs_of(the_call(client, thread_id, run.id))
+    assert logs.splitlines()[:3] == ["refused 5432", f"refused {port}", "False"]
+    assert "THREADLINE" not in logs

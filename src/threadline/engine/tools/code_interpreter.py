@@ -320,6 +320,9 @@ def render(
         lines.append(f"\n[{images} image(s) shown to the user]")
     for name in produced:
         lines.append(f"\n[file saved: sandbox:/mnt/data/{name}]")
+    for made in result.files:
+        if made.data is None:
+            lines.append(f"\n[file too large to give the user: {made.path}, {made.size} bytes]")
     return "".join(lines)
 
 
