@@ -3,6 +3,8 @@ read from its arguments."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from threadline.engine.tools.code_interpreter import RESTARTED, _code, render
 from threadline.sandbox import ExecutionResult, OutputFile
 
@@ -13,7 +15,10 @@ def test_logs_images_files_and_a_restart_are_said() -> None:
         restarted=True,
         files=[OutputFile("big.bin", 99_000_000, None), OutputFile("out.csv", 3, b"a,b")],
     )
-    outputs = [{"type": "logs", "logs": "4\n"}, {"type": "image", "image": {"file_id": "f"}}]
+    outputs: list[dict[str, Any]] = [
+        {"type": "logs", "logs": "4\n"},
+        {"type": "image", "image": {"file_id": "f"}},
+    ]
     text = render(result, outputs, {"out.csv": "file-1"}, 1000)
     assert text.startswith(RESTARTED + "4\n")
     assert "[1 image(s) shown to the user]" in text
