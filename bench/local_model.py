@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from threadline.engine.tools import code_interpreter
 from threadline.engine.tools.file_search import DESCRIPTION, PARAMETERS, render
 from threadline.models.base import (
     ChatMessage,
@@ -136,6 +137,8 @@ TOOLS = {
         ),
         # The file_search built-in, as the run engine offers it.
         FunctionTool("file_search", DESCRIPTION, PARAMETERS),
+        # The code_interpreter built-in, as the run engine offers it.
+        FunctionTool("code_interpreter", code_interpreter.DESCRIPTION, code_interpreter.PARAMETERS),
     ]
 }
 SYSTEM = "You are a helpful assistant for a small online business."
@@ -239,6 +242,31 @@ def after(prompt: str, name: str, args: dict[str, Any], result: Any) -> list[Cha
 
 
 FS = "file_search"
+CI = "code_interpreter"
+
+
+def code(*fragments: str | tuple[str, ...]) -> Check:
+    """Expect one code_interpreter call whose code compiles as Python and contains
+    each fragment (a tuple means any of them). The code is only compiled here, never
+    run outside the sandbox."""
+
+    def check(out: Outcome) -> str | None:
+        if out.finish != "tool_calls" or [n for n, _ in out.calls] != [CI]:
+            return (
+                f"expected a code_interpreter call, got {out.finish} {out.calls or out.text[:80]}"
+            )
+        source = str(json.loads(out.calls[0][1]).get("input", ""))
+        try:
+            compile(source, "<code_interpreter>", "exec")
+        except SyntaxError as exc:
+            return f"the code does not compile ({exc.msg}): {source[:120]!r}"
+        for fragment in fragments:
+            options = fragment if isinstance(fragment, tuple) else (fragment,)
+            if not any(o in source for o in options):
+                return f"the code lacks {options}: {source[:120]!r}"
+        return None
+
+    return check
 
 
 def found(query: str, *passages: tuple[str, str]) -> str:
@@ -690,6 +718,46 @@ CASES: list[Case] = [
         calls((FS, {})),
         tool_choice=NamedToolChoice(FS),
     ),
+    # --- code_interpreter: write working code for small data questions -----------------
+    Case(
+        "code",
+        "Use Python to compute the sum of the squares of the integers from 1 to 100.",
+        [CI],
+        code(("range", "sum")),
+    ),
+    Case(
+        "code",
+        "The file /mnt/data/sales.csv has columns region and amount. Compute the average "
+        "amount per region.",
+        [CI, ORD],
+        code("read_csv", ("groupby", "mean")),
+    ),
+    Case(
+        "code",
+        "Plot a bar chart of these values: apples 3, pears 5, plums 2.",
+        [CI],
+        code(("plt", "matplotlib"), "bar"),
+    ),
+    Case(
+        "code",
+        "How many rows does /mnt/data/events.csv have?",
+        [CI],
+        code(("read_csv", "open(", "csv")),
+        tool_choice=NamedToolChoice(CI),
+    ),
+    Case(
+        "code",
+        "",
+        [CI],
+        answer("338350"),
+        history=after(
+            "Use Python to compute the sum of the squares of the integers from 1 to 100.",
+            CI,
+            {"input": "print(sum(i * i for i in range(1, 101)))"},
+            "338350\n",
+        ),
+    ),
+    Case("code", "What is the capital of Italy?", [CI], answer("rome")),
 ]
 
 

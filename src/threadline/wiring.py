@@ -7,6 +7,7 @@ from __future__ import annotations
 from threadline.engine.events import EventBus, InMemoryEventBus
 from threadline.engine.lifecycle import Lifecycle
 from threadline.engine.tools import Toolbox
+from threadline.engine.tools.code_interpreter import CodeInterpreter
 from threadline.engine.tools.file_search import FileSearch
 from threadline.engine.worker import RunWorker
 from threadline.models.base import ModelBackend
@@ -57,7 +58,9 @@ def build_services(
     threads = ThreadService(db, refs)
     pipeline = pipeline or build_pipeline(settings, db)
     searcher = FileSearch(db, pipeline, ready_wait=settings.file_search_ready_wait_seconds)
-    toolbox = Toolbox.of([searcher])
+    code_interpreter = CodeInterpreter(db, blobs, settings)
+    threads.on_delete = code_interpreter.close_thread
+    toolbox = Toolbox.of([searcher, code_interpreter])
     worker = RunWorker(db, lifecycle, queue, model, settings, toolbox)
     ingestion = IngestionWorker(
         db,
@@ -83,6 +86,7 @@ def build_services(
         vector_stores=VectorStoreService(db, refs, pipeline, ingestion),
         vector_store_files=VectorStoreFileService(db, refs, pipeline, ingestion),
         ingestion=ingestion,
+        code_interpreter=code_interpreter,
     )
 
 

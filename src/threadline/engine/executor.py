@@ -203,6 +203,7 @@ class Executor:
                 run.get("tools") or [],
                 builtins,
                 functools.partial(self.toolbox.annotations, steps=steps),
+                self.toolbox.parts(steps),
             )
             finish = await self._call_model(request, output)
             pending = output.builtin_calls()
@@ -300,8 +301,9 @@ class Executor:
             position = scope.earlier_calls + numbered.get(kind, 0)
             numbered[kind] = numbered.get(kind, 0) + 1
             tool = self.toolbox.tools[kind]
-            outcome = await tool.execute(scope, BuiltinCall(call_id, position, arguments))
-            await output.builtin_done_with(index, {**outcome.call, "id": call_id})
+            stream = functools.partial(output.builtin_progress, index)
+            outcome = await tool.execute(scope, BuiltinCall(call_id, position, arguments, stream))
+            await output.builtin_done_with(index, {**outcome.call, "id": call_id}, outcome.delta)
 
     async def _finish_turn(self, run_id: str, output: TurnOutput, finish: Finish) -> None:
         calls = output.calls()

@@ -94,6 +94,12 @@ def message_delta(
     return {"id": message_id, "object": "thread.message.delta", "delta": {"content": [part]}}
 
 
+def parts_delta(message_id: str, parts: list[dict[str, Any]], first: int) -> dict[str, Any]:
+    """Content parts after the text (images), numbered from ``first``."""
+    content = [{"index": first + i, **part} for i, part in enumerate(parts)]
+    return {"id": message_id, "object": "thread.message.delta", "delta": {"content": content}}
+
+
 def tool_call_delta(
     step_id: str, index: int, call_id: str | None, name: str | None, arguments: str
 ) -> dict[str, Any]:

@@ -32,6 +32,7 @@ class TurnOutput:
         tools: list[dict[str, Any]],
         builtins: frozenset[str] = frozenset(),
         annotate: Callable[[str], list[dict[str, Any]]] | None = None,
+        parts: list[dict[str, Any]] | None = None,
     ) -> None:
         self.run = run
         self.db = db
@@ -42,6 +43,7 @@ class TurnOutput:
         self.builtin_done: dict[int, dict[str, Any]] = {}  # executed, by call index
         self.annotate = annotate  # the annotations of the message's text so far
         self._annotated = 0  # how many annotations the deltas carried
+        self.parts = parts or []  # the message's parts after its text (images)
         self.message: dict[str, Any] | None = None
         self.message_step: dict[str, Any] | None = None
         self.tool_step: dict[str, Any] | None = None
@@ -120,7 +122,13 @@ class TurnOutput:
     def _content(self) -> list[dict[str, Any]]:
         text = "".join(self.text_parts)
         notes = self.annotate(text) if self.annotate is not None else []
-        return objects.text_content(text, notes)
+        return objects.text_content(text, notes) + self.parts
+
+    def _parts_events(self) -> Events:
+        """The message's parts after its text (images), as one delta."""
+        if not self.parts or self.message is None:
+            return []
+        return [("thread.message.delta", objects.parts_delta(self.message["id"], self.parts, 1))]
 
     async def tool_delta(self, delta: ToolCallDelta) -> None:
         if self.tool_step is None:
@@ -185,15 +193,26 @@ class TurnOutput:
             if c["name"] in self.builtins and index not in self.builtin_done
         ]
 
-    async def builtin_done_with(self, index: int, call: dict[str, Any]) -> None:
+    async def builtin_progress(self, index: int, part: dict[str, Any]) -> None:
+        """A first part of a built-in call, streamed before it ends."""
+        assert self.tool_step is not None
+        await self.bus.publish(
+            self.run["id"],
+            "thread.run.step.delta",
+            objects.builtin_call_delta(self.tool_step["id"], index, part),
+        )
+
+    async def builtin_done_with(
+        self, index: int, call: dict[str, Any], delta: dict[str, Any] | None = None
+    ) -> None:
         """A built-in call executed: its call object goes into the step (and its
-        stream, as a delta)."""
+        stream, as a delta: ``delta`` when a first part was streamed already)."""
         assert self.tool_step is not None
         self.builtin_done[index] = call
         await self.bus.publish(
             self.run["id"],
             "thread.run.step.delta",
-            objects.builtin_call_delta(self.tool_step["id"], index, call),
+            objects.builtin_call_delta(self.tool_step["id"], index, delta or call),
         )
 
     def step_calls(self) -> list[dict[str, Any]]:
@@ -233,6 +252,7 @@ class TurnOutput:
                 self.message_step["status"] = "completed"
                 self.message_step["completed_at"] = stamp
                 await store.save_step(conn, row.project_id, self.message_step)
+                events += self._parts_events()
                 events += [
                     ("thread.message.completed", self.message),
                     ("thread.run.step.completed", self.message_step),
@@ -262,6 +282,7 @@ class TurnOutput:
                 await store.insert_message(conn, project_id, self.message)
             if self.message is not None and self.message_step is not None:
                 self.message["content"] = self._content()
+                events.extend(self._parts_events())
                 if truncated:
                     self.message["status"] = "incomplete"
                     self.message["incomplete_at"] = stamp

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import struct
 import unicodedata
@@ -33,6 +34,7 @@ _HEADER = struct.Struct(">I")
 _START_TIMEOUT = 60.0
 _STDERR_KEPT = 4096
 _PIPE_GRACE = 5.0
+_SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 
 
 class _SessionEnded(Exception):
@@ -95,18 +97,20 @@ class CodeSession:
         self._name = f"tl-{secrets.token_hex(8)}"
         spawn = await asyncio.to_thread(self._sandbox.spawn, self._launch, self._name)
         uid = self._launch.host_uid
+        argv = list(spawn.argv)
+        if uid is not None:
+            # Drop to the session's uid with setpriv, not Popen's user=/group=: the
+            # server's loop (uvloop) does not take those.
+            argv = [_SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *argv]
         try:
             self._process = await asyncio.create_subprocess_exec(
-                *spawn.argv,
+                *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                 start_new_session=True,
                 pass_fds=spawn.pass_fds,
-                user=uid,
-                group=uid,
-                extra_groups=[] if uid is not None else None,
             )
         finally:
             for fd in spawn.pass_fds:
@@ -182,6 +186,11 @@ class CodeSession:
                     timed_out=True,
                     restarted=restarted,
                 )
+            except asyncio.CancelledError:
+                # The caller gave up (a cancelled run): the code may still run and its
+                # reply would answer the next request, so the process goes.
+                await self._stop()
+                raise
             except _SessionEnded:
                 code_or_signal = await self._stop()
                 return ExecutionResult(

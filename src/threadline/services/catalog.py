@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from threadline.engine.events import EventBus
+from threadline.engine.tools.code_interpreter import CodeInterpreter
 from threadline.engine.worker import RunWorker
 from threadline.errors import NotReadyError
 from threadline.models.base import ModelBackend
@@ -43,6 +44,7 @@ class Services:
     vector_stores: VectorStoreService
     vector_store_files: VectorStoreFileService
     ingestion: IngestionWorker
+    code_interpreter: CodeInterpreter | None = None
     _warming: asyncio.Task[None] | None = None
 
     async def migrate(self) -> None:
@@ -58,6 +60,10 @@ class Services:
         if self.settings.worker:
             await self.worker.start()
             await self.ingestion.start()
+            if self.code_interpreter is not None:
+                # Chosen in the background (the log says which, or why none):
+                # the first run that needs it waits.
+                self.code_interpreter.start()
             self._warming = asyncio.create_task(self._warm_up(), name="model-warm-up")
         elif not api:
             raise RuntimeError("a process with neither the API nor the worker does nothing")
@@ -88,6 +94,8 @@ class Services:
             self._warming.cancel()
         await self.ingestion.stop()
         await self.worker.stop(self.settings.worker_grace_seconds)
+        if self.code_interpreter is not None:
+            await self.code_interpreter.aclose()
         await self.worker.queue.aclose()
         await self.backend.aclose()
         await self.bus.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,6 +22,8 @@ class ThreadService:
     def __init__(self, db: Database, refs: References) -> None:
         self.db = db
         self.refs = refs
+        self.on_delete: Callable[[str], Awaitable[None]] | None = None
+        """Called with a deleted thread's id (its code session ends)."""
 
     async def create_in(
         self, conn: AsyncConnection, project: str, req: CreateThreadRequest, param: str = ""
@@ -71,4 +74,6 @@ class ThreadService:
     async def delete(self, project: str, thread_id: str) -> dict[str, Any]:
         async with self.db.write() as conn:
             await repo.delete(conn, project, thread_id)
+        if self.on_delete is not None:
+            await self.on_delete(thread_id)
         return {"id": thread_id, "object": "thread.deleted", "deleted": True}

@@ -13,7 +13,7 @@ server runs and answers for them together.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,8 @@ class BuiltinCall:
     id: str
     index: int
     arguments: str
+    stream: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+    """Streams a first part of the call object (a step delta) before it ends."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class ToolOutcome:
 
     output: str
     call: dict[str, Any]
+    delta: dict[str, Any] | None = None
+    """What the step's stream gets when the call ends, when it streamed a first
+    part (``BuiltinCall.stream``); ``None``: the whole call."""
 
 
 class BuiltinTool(ABC):
@@ -84,6 +89,11 @@ class BuiltinTool(ABC):
     def annotate(self, text: str, calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """The annotations an assistant message's ``text`` gets from the run's
         calls of this tool, in order (default: none)."""
+        return []
+
+    def parts(self, calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Content parts (after the text) of the assistant message that follows
+        ``calls``, the run's calls of this tool since its last message (default: none)."""
         return []
 
 
@@ -149,6 +159,22 @@ class Toolbox:
             for note in tool.annotate(text, calls[kind])
         ]
         return sorted(found, key=lambda note: int(note["start_index"]))
+
+    def parts(self, steps: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every built-in's content parts for the message that follows ``steps``:
+        from the tool calls made since the last message was written."""
+        since: list[dict[str, Any]] = []
+        for step in steps:
+            details = step["step_details"]
+            if details["type"] == "message_creation":
+                since = []
+            else:
+                since.extend(details["tool_calls"])
+        return [
+            part
+            for kind, tool in self.tools.items()
+            for part in tool.parts([c for c in since if c["type"] == kind])
+        ]
 
 
 def _calls_by_type(steps: Sequence[dict[str, Any]]) -> dict[str, int]:

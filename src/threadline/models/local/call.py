@@ -27,9 +27,11 @@ from threadline.models.local.engine import Decoded, Engine
 from threadline.models.local.grammar import calls_grammar, json_grammar
 from threadline.models.local.planning import Plan, plan_request
 from threadline.models.local.policy import (
+    CODE_INTERPRETER,
     FILE_SEARCH,
     adds_information,
     all_repeats,
+    code_worthy,
     grounded,
     may_want_more_calls,
     search_worthy,
@@ -40,6 +42,8 @@ from threadline.models.local.stream import AnswerStream
 CALL_THRESHOLD = 0.5
 """The auto tool choice calls a tool when a call start has at least this probability."""
 MAX_PARALLEL_CALLS = 8
+CODE_CUE = "I will run Python code for this, printing the results.\n"
+"""How the local model's code_interpreter code is cued: a reply opening a fence."""
 Emit = Callable[["ModelEvent | BaseException | None"], None]
 
 
@@ -110,6 +114,8 @@ class ModelCall:
             )
         if call.name == FILE_SEARCH and not search_worthy(call):
             return False
+        if call.name == CODE_INTERPRETER:
+            return code_worthy(call, plan.question)
         return grounded(call, plan.tools, plan.context)
 
     def _calls(self) -> list[ParsedCall] | None:
@@ -128,6 +134,8 @@ class ModelCall:
             if parsed is None:
                 return calls or None
             call = parsed[0]
+            if call.name == CODE_INTERPRETER:
+                call = self._with_written_code(call)
             if not calls and plan.mode == "auto" and not self._acceptable(call):
                 return []
             if calls and not adds_information(call, calls, plan.tools, plan.context):
@@ -137,6 +145,30 @@ class ModelCall:
                 break
             prefix = [*prefix, *out.ids, *self.engine.newline]
         return calls
+
+    def _with_written_code(self, call: ParsedCall) -> ParsedCall:
+        """The call with code the model writes as it writes code best, in a Python
+        fence (inside a JSON string it writes a bare value or SQL); the grammar's code
+        stays when that fails to compile."""
+        fence = "```"
+        prompt = self.engine.tokenize(self.plan.prompt + CODE_CUE + fence + "python\n")
+        if len(prompt) >= self.engine.n_ctx:
+            return call
+        written: list[str] = []
+
+        def until_fence(text: str) -> bool:
+            written.append(text)
+            return fence not in "".join(written)
+
+        out = self._decode(prompt, on_text=until_fence)
+        code = "".join(written).split(fence, 1)[0].strip("\n")
+        if out.length or not code.strip():
+            return call
+        try:
+            compile(code, "<code_interpreter>", "exec")
+        except (SyntaxError, ValueError):
+            return call
+        return ParsedCall(call.name, {"input": code + "\n"})
 
     def _show(self, text: str) -> None:
         self.emit(TextDelta(text))

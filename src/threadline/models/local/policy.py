@@ -16,6 +16,14 @@ from threadline.models.local.calls import ParsedCall
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.@'-][a-z0-9]+)*")
 FILE_SEARCH = "file_search"  # the run engine's built-in search over the user's files
+CODE_INTERPRETER = "code_interpreter"  # the run engine's built-in Python session
+# Words by which a request asks for a computation, data work or a chart.
+_COMPUTING = re.compile(
+    r"\b(calculate|compute|computation|sum|total|average|mean|median|std|variance|"
+    r"count|how many|csv|data|dataset|table|column|rows?|plot|chart|graph|histogram|"
+    r"python|code|run|execute|factorial|prime|digits|power|sort|statistics)\b|[0-9]\s*[-+*/^%]",
+    re.I,
+)
 # Words by which a request points at the user's own documents.
 _DOCUMENTS = re.compile(
     r"\b(files?|documents?|docs?|notes?|uploaded|upload|handbook|manual|policy|policies|"
@@ -111,3 +119,11 @@ def search_worthy(call: ParsedCall) -> bool:
     symbols, "7 * 6", is a question the model can answer itself)."""
     query = call.arguments.get("query") if isinstance(call.arguments, dict) else None
     return isinstance(query, str) and bool(re.search(r"[^\W\d_]{3,}", query))
+
+
+def code_worthy(call: ParsedCall, question: str) -> bool:
+    """Whether a code_interpreter call is wanted: it carries code, and the request
+    asks for a computation, data work or a chart (its code is never "grounded" in
+    the conversation, so that check does not apply)."""
+    code = call.arguments.get("input") if isinstance(call.arguments, dict) else None
+    return isinstance(code, str) and bool(code.strip()) and bool(_COMPUTING.search(question))

@@ -1,0 +1,342 @@
+"""The ``code_interpreter`` built-in: the model's Python runs in the thread's
+sandboxed session (``threadline.sandbox``), one stateful session per thread.
+
+Before the code runs, the run's files (``tool_resources.code_interpreter.file_ids``
+of its assistant and thread, and message attachments for code_interpreter) are put
+under ``/mnt/data/<filename>``. What the code writes there becomes a File of
+purpose ``assistants_output``; figures become ``image`` outputs of the step and
+``image_file`` parts of the next assistant message, and other files are
+``file_path`` annotations where the message names them (``sandbox:/mnt/data/…``).
+
+Errors of the code, timeouts and killed sessions are outputs the model reads; only
+a server without a working sandbox fails the run, and then no code runs at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from threadline.domain.clock import now
+from threadline.domain.ids import new_id
+from threadline.engine.tools import BuiltinCall, BuiltinTool, ToolOutcome, ToolScope
+from threadline.models.base import FunctionTool, ModelError
+from threadline.sandbox import (
+    ExecutionResult,
+    SandboxError,
+    SandboxUnavailable,
+    SessionPool,
+    create_pool,
+    sanitize_file_name,
+)
+from threadline.settings import Settings
+from threadline.storage import objects
+from threadline.storage import runs as store
+from threadline.storage.blobs import BlobMissingError, BlobStore
+from threadline.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Run Python code in a stateful session (variables and files persist between calls "
+    "of this conversation). numpy, pandas and matplotlib are installed; there is no "
+    "network. The user's files are in /mnt/data; save files for the user to "
+    "/mnt/data and refer to them as sandbox:/mnt/data/<name>. Print what you want to see."
+)
+PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"input": {"type": "string", "description": "The Python code to run."}},
+    "required": ["input"],
+    "additionalProperties": False,
+}
+RESTARTED = "The session was restarted; earlier variables and files are gone.\n"
+LINK = re.compile(r"sandbox:/mnt/data/([^\s)\]\"'<>]+)")
+_PRODUCED_KEPT = 10_000
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The files a run's code sees in ``/mnt/data``: (file id, filename)."""
+
+    files: tuple[tuple[str, str], ...]
+
+
+class CodeInterpreter(BuiltinTool):
+    type = "code_interpreter"
+
+    def __init__(self, db: Database, blobs: BlobStore, settings: Settings) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.settings = settings
+        self.pool: SessionPool | None = None
+        self.unavailable: str | None = "the sandbox has not started"
+        self._starting: asyncio.Task[None] | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._placed: dict[str, set[str]] = {}  # by thread: file ids in /mnt/data
+        self._ended: set[str] = set()  # threads whose session ended with the last call
+        self._produced: OrderedDict[str, dict[str, str]] = OrderedDict()  # call -> name: file
+
+    # --- life of the sandbox -------------------------------------------------------
+
+    def start(self) -> None:
+        """Choose the sandbox in the background (a run that needs it waits)."""
+        if self._starting is None:
+            self._starting = asyncio.create_task(self._start(), name="sandbox-start")
+
+    async def _start(self) -> None:
+        try:
+            self.pool = await create_pool(self.settings)
+        except SandboxError as exc:
+            self.unavailable = str(exc)
+            log.warning("code_interpreter is unavailable: %s", exc)
+            return
+        self.unavailable = None
+        log.info("code_interpreter sandbox: %s", self.pool.sandbox.name)
+        self._reaper = asyncio.create_task(self.pool.run_reaper(), name="sandbox-reaper")
+
+    async def ready(self) -> SessionPool:
+        """The pool, once started; ``SandboxUnavailable`` when there is none."""
+        if self._starting is None:
+            self.start()
+        assert self._starting is not None
+        await asyncio.shield(self._starting)
+        if self.pool is None:
+            raise SandboxUnavailable(self.unavailable or "no sandbox")
+        return self.pool
+
+    async def close_thread(self, thread_id: str) -> None:
+        """The thread was deleted: end its session."""
+        self._placed.pop(thread_id, None)
+        self._ended.discard(thread_id)
+        if self.pool is not None:
+            await self.pool.close(thread_id)
+
+    async def aclose(self) -> None:
+        for task in (self._reaper, self._starting):
+            if task is not None:
+                task.cancel()
+                # Let a probe cut short end its session before the pool goes.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.pool is not None:
+            await self.pool.aclose()
+
+    # --- the tool --------------------------------------------------------------------
+
+    async def load(self, conn: AsyncConnection, project_id: str, run: dict[str, Any]) -> Inputs:
+        wanted: list[str] = []
+        for repo, object_id in (
+            (objects.assistants, run["assistant_id"]),
+            (objects.threads, run["thread_id"]),
+        ):
+            owner = await repo.find(conn, project_id, object_id)
+            resources = (owner or {}).get("tool_resources") or {}
+            wanted.extend((resources.get("code_interpreter") or {}).get("file_ids") or [])
+        for message in await store.thread_history(conn, run["thread_id"], run["id"]):
+            for attachment in message.get("attachments") or []:
+                kinds = {tool.get("type") for tool in attachment.get("tools") or []}
+                if "code_interpreter" in kinds:
+                    wanted.append(attachment["file_id"])
+        found: list[tuple[str, str]] = []
+        for file_id in dict.fromkeys(wanted):
+            data = await objects.files.find(conn, project_id, file_id)
+            if data is not None:
+                found.append((file_id, str(data["filename"])))
+        return Inputs(tuple(found))
+
+    def offer(self, scope: ToolScope) -> FunctionTool | None:
+        return FunctionTool("code_interpreter", DESCRIPTION, PARAMETERS)
+
+    async def execute(self, scope: ToolScope, call: BuiltinCall) -> ToolOutcome:
+        code = _code(call.arguments)
+        begun = {"id": call.id, "type": self.type, "code_interpreter": {"input": code}}
+        if call.stream is not None:
+            await call.stream({**begun, "code_interpreter": {"input": code, "outputs": []}})
+        try:
+            pool = await self.ready()
+        except SandboxUnavailable as exc:
+            raise ModelError(f"code_interpreter is unavailable on this server: {exc}") from exc
+        thread_id = str(scope.run["thread_id"])
+        result = await self._run(pool, thread_id, scope, code)
+        outputs, produced = await self._keep(scope.project_id, result)
+        self._remember(call.id, produced)
+        text = render(result, outputs, produced, scope.output_chars)
+        whole = {**begun, "code_interpreter": {"input": code, "outputs": outputs}}
+        numbered = [{"index": i, **o} for i, o in enumerate(outputs)]
+        delta = {"id": call.id, "type": self.type, "code_interpreter": {"outputs": numbered}}
+        return ToolOutcome(text, whole, delta if call.stream is not None else None)
+
+    async def _run(
+        self, pool: SessionPool, thread_id: str, scope: ToolScope, code: str
+    ) -> ExecutionResult:
+        restarted = thread_id in self._ended
+        if thread_id not in pool:
+            self._placed.pop(thread_id, None)
+        placed = self._placed.setdefault(thread_id, set())
+        inputs = scope.loaded if isinstance(scope.loaded, Inputs) else Inputs(())
+        try:
+            for file_id, filename in inputs.files:
+                if file_id not in placed:
+                    await pool.put_file(thread_id, filename, await self._read(file_id))
+                    placed.add(file_id)
+            result = await pool.execute(thread_id, code, self.settings.sandbox_timeout_seconds)
+        except asyncio.CancelledError:
+            self._placed.pop(thread_id, None)  # the session is ended: files go again
+            raise
+        except SandboxError as exc:
+            self._ended.add(thread_id)
+            self._placed.pop(thread_id, None)
+            return ExecutionResult(error=f"The Python session failed: {exc}", restarted=restarted)
+        ended = result.timed_out or (result.error or "").startswith("The Python session")
+        if ended:
+            self._ended.add(thread_id)
+            self._placed.pop(thread_id, None)
+        else:
+            self._ended.discard(thread_id)
+        if restarted and not result.restarted:
+            result = ExecutionResult(
+                result.logs, result.images, result.files, result.error, result.timed_out, True
+            )
+        return result
+
+    async def _read(self, file_id: str) -> bytes:
+        try:
+            reader = await self.blobs.open(file_id)
+        except BlobMissingError:
+            return b""
+        try:
+            return b"".join([chunk async for chunk in reader.chunks()])
+        finally:
+            await reader.aclose()
+
+    async def _keep(
+        self, project_id: str, result: ExecutionResult
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """Store the images and files the code made as Files; the step's outputs
+        and the produced files by name."""
+        outputs: list[dict[str, Any]] = []
+        logs = result.logs + (result.error or "")
+        if logs:
+            outputs.append({"type": "logs", "logs": logs})
+        for number, png in enumerate(result.images):
+            file_id = await self._store_file(project_id, f"image-{number}.png", png)
+            outputs.append({"type": "image", "image": {"file_id": file_id}})
+        produced: dict[str, str] = {}
+        for made in result.files:
+            if made.data is not None:
+                produced[made.name] = await self._store_file(project_id, made.name, made.data)
+        return outputs, produced
+
+    async def _store_file(self, project_id: str, name: str, data: bytes) -> str:
+        file_id = new_id("file")
+        size = await self.blobs.put(file_id, io.BytesIO(data), len(data) + 1)
+        row = {
+            "id": file_id,
+            "object": "file",
+            "bytes": size,
+            "created_at": now(),
+            "expires_at": None,
+            "filename": sanitize_file_name(name),
+            "purpose": "assistants_output",
+            "status": "processed",
+            "status_details": None,
+        }
+        async with self.db.write() as conn:
+            await objects.files.insert(conn, project_id, row, purpose="assistants_output")
+        return file_id
+
+    def _remember(self, call_id: str, produced: dict[str, str]) -> None:
+        if produced:
+            self._produced[call_id] = produced
+            while len(self._produced) > _PRODUCED_KEPT:
+                self._produced.popitem(last=False)
+
+    def replay(self, call: dict[str, Any], index: int) -> tuple[str, str]:
+        details = call["code_interpreter"]
+        arguments = json.dumps({"input": details.get("input") or ""})
+        outputs = details.get("outputs") or []
+        logs = "".join(o.get("logs", "") for o in outputs if o.get("type") == "logs")
+        images = sum(1 for o in outputs if o.get("type") == "image")
+        text = logs or "(no output)"
+        if images:
+            text += f"\n[{images} image(s) shown to the user]"
+        return arguments, text
+
+    def annotate(self, text: str, calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        produced: dict[str, str] = {}
+        for call in calls:
+            produced.update(self._produced.get(call["id"], {}))
+        notes: list[dict[str, Any]] = []
+        for match in LINK.finditer(text):
+            file_id = produced.get(match.group(1))
+            if file_id is not None:
+                notes.append(
+                    {
+                        "type": "file_path",
+                        "text": match.group(0),
+                        "start_index": match.start(),
+                        "end_index": match.end(),
+                        "file_path": {"file_id": file_id},
+                    }
+                )
+        return notes
+
+    def parts(self, calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "image_file",
+                "image_file": {"file_id": o["image"]["file_id"], "detail": "auto"},
+            }
+            for call in calls
+            for o in call["code_interpreter"].get("outputs") or []
+            if o.get("type") == "image"
+        ]
+
+
+def render(
+    result: ExecutionResult,
+    outputs: Sequence[dict[str, Any]],
+    produced: dict[str, str],
+    budget: int,
+) -> str:
+    """What the model reads of an execution."""
+    text = "".join(o["logs"] for o in outputs if o["type"] == "logs")
+    if budget and len(text) > budget:
+        text = text[: budget // 2] + "\n…(output cut)…\n" + text[-budget // 2 :]
+    lines = [RESTARTED] if result.restarted else []
+    lines.append(text or "(no output)")
+    images = sum(1 for o in outputs if o["type"] == "image")
+    if images:
+        lines.append(f"\n[{images} image(s) shown to the user]")
+    for name in produced:
+        lines.append(f"\n[file saved: sandbox:/mnt/data/{name}]")
+    for made in result.files:
+        if made.data is None:
+            lines.append(f"\n[file too large to give the user: {made.path}, {made.size} bytes]")
+    return "".join(lines)
+
+
+def _code(arguments: str) -> str:
+    """The code of a call: ``{"input": …}``, or the arguments themselves when a
+    model wrote the code bare."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        return arguments
+    if isinstance(parsed, str):
+        return parsed
+    if isinstance(parsed, dict):
+        for key in ("input", "code"):
+            if isinstance(parsed.get(key), str):
+                return str(parsed[key])
+    return ""
