@@ -316,6 +316,13 @@ def slow_runs(sdk: openai.OpenAI, count: int, tag: str) -> tuple[list[Any], dict
     return runs, texts
 
 
+def all_status(sdk: openai.OpenAI, runs: list[Any], status: str) -> Callable[[], bool]:
+    """A check for ``wait_for``: every one of ``runs`` has ``status`` now."""
+    return lambda: all(
+        sdk.beta.threads.runs.retrieve(r.id, thread_id=r.thread_id).status == status for r in runs
+    )
+
+
 def test_sigterm_of_a_worker_hands_its_turns_to_the_other(cluster: Cluster) -> None:
     other, stopping = cluster.workers
     # Every run on the worker that will stop: the other is down while they start.
@@ -324,10 +331,7 @@ def test_sigterm_of_a_worker_hands_its_turns_to_the_other(cluster: Cluster) -> N
         runs, texts = slow_runs(sdk, 4, "t")
         wait_for(
             "every run to be in progress",
-            lambda: all(
-                sdk.beta.threads.runs.retrieve(r.id, thread_id=r.thread_id).status == "in_progress"
-                for r in runs
-            ),
+            all_status(sdk, runs, "in_progress"),
             20,
             *cluster.procs,
         )
@@ -339,10 +343,7 @@ def test_sigterm_of_a_worker_hands_its_turns_to_the_other(cluster: Cluster) -> N
         assert stopping.proc.wait(15) == 0, stopping.log()
         ended = wait_for(
             "every run to finish on the other worker",
-            lambda: all(
-                sdk.beta.threads.runs.retrieve(r.id, thread_id=r.thread_id).status == "completed"
-                for r in runs
-            ),
+            all_status(sdk, runs, "completed"),
             30,
             *cluster.procs,
         )
@@ -387,10 +388,7 @@ def test_kill_9_of_a_worker_mid_run_leaves_no_run_stuck(cluster: Cluster) -> Non
         runs, texts = slow_runs(sdk, 6, "k")
         wait_for(
             "every run to be in progress",
-            lambda: all(
-                sdk.beta.threads.runs.retrieve(r.id, thread_id=r.thread_id).status == "in_progress"
-                for r in runs
-            ),
+            all_status(sdk, runs, "in_progress"),
             20,
             *cluster.procs,
         )
