@@ -31,6 +31,7 @@ import openai
 import pytest
 from redis import Redis
 
+from tests.support.polling import wait_until
 from tests.support.servers import postgres_database
 from threadline.testing import free_port
 
@@ -103,16 +104,9 @@ class Proc:
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, *procs: Proc) -> T:
-    """``check()``'s first truthy value, polled every 0.1 s for ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {p.name} ---\n{p.log()}" for p in procs)
-            raise AssertionError(f"timed out waiting for {what}\n{logs}")
-        time.sleep(0.1)
+    return wait_until(
+        what, check, timeout, log=lambda: "\n".join(f"--- {p.name} ---\n{p.log()}" for p in procs)
+    )
 
 
 @dataclass
