@@ -11,7 +11,14 @@ import httpx
 import openai
 import pytest
 
-from tests.support.runs import POLL_MS, http, new_assistant, scripted_thread, weather_call
+from tests.support.runs import (
+    EMPTY_LIST,
+    POLL_MS,
+    http,
+    new_assistant,
+    scripted_thread,
+    weather_call,
+)
 
 INCLUDE: Final = "step_details.tool_calls[*].file_search.results[*].content"
 
@@ -35,13 +42,7 @@ def test_an_empty_list_has_null_first_and_last_ids(client: openai.OpenAI) -> Non
     # What OpenAI's service sent (the SDKs type them optional), not the spec's string.
     thread = client.beta.threads.create()
     page = http(client).get(f"/threads/{thread.id}/messages").json()
-    assert page == {
-        "object": "list",
-        "data": [],
-        "first_id": None,
-        "last_id": None,
-        "has_more": False,
-    }
+    assert page == EMPTY_LIST
 
 
 def test_an_integer_may_be_written_with_a_zero_fraction(client: openai.OpenAI) -> None:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tests.support.polling import wait_until
 from threadline.storage import tables
 from threadline.storage.db import Database
 from threadline.testing import free_port
@@ -129,17 +130,7 @@ def _ok(response: httpx.Response) -> dict[str, Any]:
 
 
 def _wait(what: str, check: Callable[[], T | None], timeout: float, server: Server) -> T:
-    """``check()``'s first truthy value, polled every 0.1 s for ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out waiting for {what}\n--- server log ---\n{server.log()}"
-            )
-        time.sleep(0.1)
+    return wait_until(what, check, timeout, log=lambda: f"--- server log ---\n{server.log()}")
 
 
 def _script(text: str, **options: Any) -> str:

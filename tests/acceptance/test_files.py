@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from tests.support.sdk import bad_request
 from tests.support.servers import KEY_A, Served
-
-
-def bad_request(call: Any) -> dict[str, Any]:
-    with pytest.raises(openai.BadRequestError) as caught:
-        call()
-    body: dict[str, Any] = caught.value.body
-    return body
 
 
 def test_upload_retrieve_download(client: openai.OpenAI) -> None:

@@ -8,17 +8,11 @@ from typing import Any
 import openai
 import pytest
 
+from tests.support.sdk import bad_request
 from tests.support.servers import Served
 from threadline.storage import tables
 from threadline.storage.db import Database
 from threadline.storage.repository import Repository
-
-
-def bad_request(call: Any) -> dict[str, Any]:
-    with pytest.raises(openai.BadRequestError) as caught:
-        call()
-    body: dict[str, Any] = caught.value.body
-    return body
 
 
 @pytest.fixture

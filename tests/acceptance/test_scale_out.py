@@ -31,6 +31,7 @@ import openai
 import pytest
 from redis import Redis
 
+from tests.support.polling import wait_until
 from tests.support.servers import postgres_database
 from threadline.testing import free_port
 
@@ -103,16 +104,9 @@ class Proc:
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, *procs: Proc) -> T:
-    """``check()``'s first truthy value, polled every 0.1 s for ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {p.name} ---\n{p.log()}" for p in procs)
-            raise AssertionError(f"timed out waiting for {what}\n{logs}")
-        time.sleep(0.1)
+    return wait_until(
+        what, check, timeout, log=lambda: "\n".join(f"--- {p.name} ---\n{p.log()}" for p in procs)
+    )
 
 
 @dataclass
@@ -316,6 +310,13 @@ def slow_runs(sdk: openai.OpenAI, count: int, tag: str) -> tuple[list[Any], dict
     return runs, texts
 
 
+def all_status(sdk: openai.OpenAI, runs: list[Any], status: str) -> Callable[[], bool]:
+    """A check for ``wait_for``: every one of ``runs`` has ``status`` now."""
+    return lambda: all(
+        sdk.beta.threads.runs.retrieve(r.id, thread_id=r.thread_id).status == status for r in runs
+    )
+
+
 def test_sigterm_of_a_worker_hands_its_turns_to_the_other(cluster: Cluster) -> None:
     other, stopping = cluster.workers
     # Every run on the worker that will stop: the other is down while they start.
@@ -324,10 +325,7 @@ def test_sigterm_of_a_worker_hands_its_turns_to_the_other(cluster: Cluster) -> N
         runs, texts = slow_runs(sdk, 4, "t")
         wait_for(
             "every run to be in progress",
-            lambda: all(
-                sdk.beta.threads.runs.retrieve(r.id, thread_id=r.thread_id).status == "in_progress"
-                for r in runs
-            ),
+            all_status(sdk, runs, "in_progress"),
             20,
             *cluster.procs,
         )
@@ -339,10 +337,7 @@ def test_sigterm_of_a_worker_hands_its_turns_to_the_other(cluster: Cluster) -> N
         assert stopping.proc.wait(15) == 0, stopping.log()
         ended = wait_for(
             "every run to finish on the other worker",
-            lambda: all(
-                sdk.beta.threads.runs.retrieve(r.id, thread_id=r.thread_id).status == "completed"
-                for r in runs
-            ),
+            all_status(sdk, runs, "completed"),
             30,
             *cluster.procs,
         )
@@ -387,10 +382,7 @@ def test_kill_9_of_a_worker_mid_run_leaves_no_run_stuck(cluster: Cluster) -> Non
         runs, texts = slow_runs(sdk, 6, "k")
         wait_for(
             "every run to be in progress",
-            lambda: all(
-                sdk.beta.threads.runs.retrieve(r.id, thread_id=r.thread_id).status == "in_progress"
-                for r in runs
-            ),
+            all_status(sdk, runs, "in_progress"),
             20,
             *cluster.procs,
         )

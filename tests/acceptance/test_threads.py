@@ -8,14 +8,8 @@ from typing import Any
 import openai
 import pytest
 
+from tests.support.sdk import bad_request
 from tests.support.servers import Served
-
-
-def bad_request(call: Any) -> dict[str, Any]:
-    with pytest.raises(openai.BadRequestError) as caught:
-        call()
-    body: dict[str, Any] = caught.value.body
-    return body
 
 
 def test_create_empty(client: openai.OpenAI) -> None:

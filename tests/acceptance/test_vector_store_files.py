@@ -8,28 +8,18 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import openai
 import pytest
 
 from tests.support.memory_pipeline import MemoryPipeline
+from tests.support.sdk import bad_request, upload
 from threadline.settings import Settings
 from threadline.testing import serve_in_thread
 from threadline.wiring import build_services
 
 KEY = "sk-test-vector-store-files-000000"
-
-
-def bad_request(call: Any) -> dict[str, Any]:
-    with pytest.raises(openai.BadRequestError) as caught:
-        call()
-    body = cast("dict[str, Any]", caught.value.body)
-    return body
-
-
-def upload(client: openai.OpenAI, name: str, content: bytes) -> str:
-    return client.files.create(file=(name, content), purpose="assistants").id
 
 
 def test_upload_and_poll_then_everything_about_the_file(client: openai.OpenAI) -> None:

@@ -8,16 +8,7 @@ from typing import Any, cast
 import openai
 import pytest
 
-
-def bad_request(call: Any) -> dict[str, Any]:
-    with pytest.raises(openai.BadRequestError) as caught:
-        call()
-    body = cast("dict[str, Any]", caught.value.body)
-    return body
-
-
-def upload(client: openai.OpenAI, name: str, content: bytes) -> str:
-    return client.files.create(file=(name, content), purpose="assistants").id
+from tests.support.sdk import bad_request, upload
 
 
 def test_create_retrieve_modify_delete(client: openai.OpenAI) -> None:

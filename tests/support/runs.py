@@ -43,6 +43,15 @@ WEATHER: dict[str, Any] = {
         },
     },
 }
+# An empty list as OpenAI's service sent it (the SDKs type the ids optional),
+# not the spec's strings.
+EMPTY_LIST: dict[str, Any] = {
+    "object": "list",
+    "data": [],
+    "first_id": None,
+    "last_id": None,
+    "has_more": False,
+}
 CLOCK: dict[str, Any] = {
     "type": "function",
     "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
@@ -148,13 +157,7 @@ def assert_list(page: dict[str, Any], name: str) -> None:
     if page["data"]:
         assert_schema(page, name)
     else:
-        assert page == {
-            "object": "list",
-            "data": [],
-            "first_id": None,
-            "last_id": None,
-            "has_more": False,
-        }
+        assert page == EMPTY_LIST
 
 
 def message_text(message: dict[str, Any]) -> str:

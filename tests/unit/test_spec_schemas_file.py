@@ -165,11 +165,17 @@ def test_upcoming_objects_are_checkable() -> None:
     assert_schema({**page, "has_more": False, "next_page": None}, "VectorStoreSearchResultsPage")
 
 
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    """``SMALL_SPEC`` in a file, under the name the generator records."""
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL_SPEC)
+    return path
+
+
 def test_the_generator_keeps_the_closure_and_records_the_source(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = tmp_path / "small.yaml"
-    spec.write_text(SMALL_SPEC)
     out = tmp_path / "schemas.json"
     monkeypatch.setattr("scripts.derive_spec_schemas.ROOTS", ("Thing",))
     assert main([str(spec), "--commit", "a" * 40, "--out", str(out)]) == 0
@@ -188,9 +194,7 @@ def test_the_generator_keeps_the_closure_and_records_the_source(
     assert thing["properties"]["made_on"]["example"] == "2024-01-02"  # a YAML date, as text
 
 
-def test_the_generator_refuses_a_spec_without_the_roots(tmp_path: Path) -> None:
-    spec = tmp_path / "small.yaml"
-    spec.write_text(SMALL_SPEC)
+def test_the_generator_refuses_a_spec_without_the_roots(spec: Path, tmp_path: Path) -> None:
     # The real ROOTS are missing from the small spec: a clear refusal, no file.
     assert main([str(spec), "--out", str(tmp_path / "none.json")]) == 2
     assert not (tmp_path / "none.json").exists()
@@ -201,10 +205,8 @@ def test_the_generator_refuses_a_spec_without_the_roots(tmp_path: Path) -> None:
 
 
 def test_the_generator_check_mode_compares_without_writing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = tmp_path / "small.yaml"
-    spec.write_text(SMALL_SPEC)
     out = tmp_path / "schemas.json"
     monkeypatch.setattr("scripts.derive_spec_schemas.ROOTS", ("Thing",))
     assert main([str(spec), "--out", str(out), "--check"]) == 1

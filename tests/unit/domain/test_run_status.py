@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.spec_schema import RUN_STATUSES
 from threadline.domain import run_status as rs
 from threadline.domain.run_status import ACTIVE, TERMINAL, TRANSITIONS, RunStatus
 
@@ -11,17 +12,7 @@ S = RunStatus
 
 
 def test_every_status_of_the_spec_and_no_other() -> None:
-    assert {s.value for s in RunStatus} == {
-        "queued",
-        "in_progress",
-        "requires_action",
-        "cancelling",
-        "cancelled",
-        "failed",
-        "completed",
-        "incomplete",
-        "expired",
-    }
+    assert {s.value for s in RunStatus} == RUN_STATUSES
     assert set(RunStatus) == TERMINAL | ACTIVE
     assert not TERMINAL & ACTIVE
 
