@@ -69,7 +69,8 @@ if [ -x "$sandbox_python" ]; then
   if [ ! -f ".sandbox-packages/.installed-$key" ]; then
     echo "installing the sandbox's packages for Python $pyver" >&2
     rm -rf .sandbox-packages
-    .venv/bin/python -m pip install -q --target .sandbox-packages --only-binary=:all: \
+    progress "installing the sandbox's packages" \
+      .venv/bin/python -m pip install -q --target .sandbox-packages --only-binary=:all: \
       --python-version "$pyver" --implementation cp -r sandbox-requirements.txt
     "$sandbox_python" -m compileall -q .sandbox-packages >/dev/null
     touch ".sandbox-packages/.installed-$key"

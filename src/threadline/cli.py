@@ -129,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "worker":
             if settings.queue != "procrastinate":
-                return _fail("a worker process needs THREADLINE_QUEUE=procrastinate")
+                _fail("a worker process needs THREADLINE_QUEUE=procrastinate")
+                return 2  # a usage error, as argparse's
             settings = Settings.model_validate({**settings.model_dump(), "worker": True})
             asyncio.run(_work(settings))
         elif args.command == "migrate":

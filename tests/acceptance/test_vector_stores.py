@@ -266,3 +266,14 @@ def test_deleting_a_store_removes_its_rows(own_server: Any) -> None:
     assert own_server.count("vector_store_files", vector_store_id=store.id) == 0
     assert own_server.count("vector_store_file_batches", vector_store_id=store.id) == 0
     assert own_server.count("files", id=file_id) == 1
+
+
+def test_whole_numbers_written_as_decimals_are_integers(client: openai.OpenAI) -> None:
+    store = client.vector_stores.create(
+        chunking_strategy={
+            "type": "static",
+            "static": {"max_chunk_size_tokens": 400.0, "chunk_overlap_tokens": 100.0},  # type: ignore[typeddict-item]
+        },
+        expires_after={"anchor": "last_active_at", "days": 7.0},  # type: ignore[typeddict-item]
+    )
+    assert store.expires_after is not None and store.expires_after.days == 7

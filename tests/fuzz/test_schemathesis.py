@@ -46,6 +46,15 @@ class Allowed:
 
 ALLOWED = (
     Allowed(
+        REJECTED,
+        r"chunking_strategy(\.static)?'?: .*('chunk_overlap_tokens' must not exceed half|"
+        r"below minimum value)",
+        "A static chunking strategy's overlap may be at most half its chunk size and "
+        "is never negative (OpenAI's service refused both); the first ties two fields "
+        "together, which a JSON Schema cannot state, and OpenAI's document states "
+        "neither.",
+    ),
+    Allowed(
         "Schema-violating request accepted",
         r"violates `type` at /properties/file ",
         "In multipart/form-data every part is bytes: a `file` part whose bytes read "

@@ -50,6 +50,15 @@ class Allowed:
 REJECTED = "Schema-valid request rejected"
 ALLOWED = (
     Allowed(
+        REJECTED,
+        r"chunking_strategy(\.static)?'?: .*('chunk_overlap_tokens' must not exceed half|"
+        r"below minimum value)",
+        "A static chunking strategy's overlap may be at most half its chunk size and "
+        "is never negative (OpenAI's service refused both); the first ties two fields "
+        "together, which a JSON Schema cannot state, and OpenAI's document states "
+        "neither.",
+    ),
+    Allowed(
         "Response violates schema",
         r"null is not of type \"string\".*(first_id|last_id)|(first_id|last_id).*null is not",
         "An empty list's first_id and last_id are null: what OpenAI's service sent "

@@ -146,7 +146,7 @@ def _choices(expected: str) -> str:
 def _is_mismatch(error: Mapping[str, Any]) -> bool:
     """An error that only says the value is not of one union branch's type."""
     kind = str(error.get("type", ""))
-    if kind in _EXPECTED:
+    if kind in _EXPECTED or kind == "none_required":  # `X | None`: not the None branch
         return True
     return kind == "literal_error" and not isinstance(error.get("input"), str | int | float)
 

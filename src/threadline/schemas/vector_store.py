@@ -8,7 +8,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from threadline.domain import limits
-from threadline.schemas.common import Metadata, Request, WireObject
+from threadline.schemas.common import INTEGRAL, Metadata, Request, WireObject
 
 Name = str
 
@@ -18,6 +18,7 @@ class ExpiresAfter(Request):
     days: Annotated[
         int,
         Field(ge=limits.VECTOR_STORE_EXPIRY_DAYS_MIN, le=limits.VECTOR_STORE_EXPIRY_DAYS_MAX),
+        INTEGRAL,
     ]
 
 
@@ -27,9 +28,9 @@ class AutoChunking(Request):
 
 class StaticChunkingConfig(Request):
     max_chunk_size_tokens: Annotated[
-        int, Field(ge=limits.CHUNK_TOKENS_MIN, le=limits.CHUNK_TOKENS_MAX)
+        int, Field(ge=limits.CHUNK_TOKENS_MIN, le=limits.CHUNK_TOKENS_MAX), INTEGRAL
     ]
-    chunk_overlap_tokens: Annotated[int, Field(ge=0)]
+    chunk_overlap_tokens: Annotated[int, Field(ge=0), INTEGRAL]
 
     @model_validator(mode="after")
     def _overlap_at_most_half(self) -> StaticChunkingConfig:
@@ -176,7 +177,7 @@ class SearchRequest(Request):
         | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
     )
     rewrite_query: bool = False
-    max_num_results: Annotated[int, Field(ge=1, le=limits.SEARCH_MAX_NUM_RESULTS)] = 10
+    max_num_results: Annotated[int, Field(ge=1, le=limits.SEARCH_MAX_NUM_RESULTS), INTEGRAL] = 10
     filters: Filter | None = None
     ranking_options: SearchRankingOptions | None = None
 
