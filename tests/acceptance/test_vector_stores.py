@@ -276,4 +276,5 @@ def test_whole_numbers_written_as_decimals_are_integers(client: openai.OpenAI) -
         },
         expires_after={"anchor": "last_active_at", "days": 7.0},  # type: ignore[typeddict-item]
     )
-    assert store.expires_after is not None and store.expires_after.days == 7
+    assert store.expires_after is not None
+    assert store.expires_after.days == 7
