@@ -45,6 +45,8 @@ from threadline.storage import runs as store
 from threadline.storage.blobs import BlobMissingError, BlobStore
 from threadline.storage.db import Database
 
+_PROBE_GRACE = 30.0
+"""How long closing waits for a sandbox probe still running."""
 log = logging.getLogger(__name__)
 
 DESCRIPTION = (
@@ -122,10 +124,13 @@ class CodeInterpreter(BuiltinTool):
             await self.pool.close(thread_id)
 
     async def aclose(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            # Let the probe finish (its session has its own time limits): cut short
+            # while it spawns its process, the process's transport would be orphaned.
+            await asyncio.wait({self._starting}, timeout=_PROBE_GRACE)
         for task in (self._reaper, self._starting):
             if task is not None:
                 task.cancel()
-                # Let a probe cut short end its session before the pool goes.
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if self.pool is not None:
