@@ -6,8 +6,6 @@ server follows the service; those findings are in ``ALLOWED`` with the reason.""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,8 @@ from schemathesis import GenerationMode
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import status_code_conformance
+
+from tests.support.fuzz import REJECTED, SHARED, Allowed
 
 SPEC = Path(__file__).with_name("openai-assistants.json")
 MAX_EXAMPLES = 15
@@ -30,34 +30,8 @@ EXCLUDED = {
 }
 
 
-@dataclass(frozen=True)
-class Allowed:
-    """A finding that is not a defect: ``title``, and ``pattern`` found in the
-    failure's message or in the response's error message; why in ``reason``."""
-
-    title: str
-    pattern: str
-    reason: str
-
-    def covers(self, failure: Failure, error: str) -> bool:
-        text = f"{failure.message}\n{error}"
-        return (
-            failure.title == self.title
-            and re.search(self.pattern, text, re.MULTILINE | re.DOTALL) is not None
-        )
-
-
-REJECTED = "Schema-valid request rejected"
 ALLOWED = (
-    Allowed(
-        REJECTED,
-        r"chunking_strategy(\.static)?'?: .*('chunk_overlap_tokens' must not exceed half|"
-        r"below minimum value)",
-        "A static chunking strategy's overlap may be at most half its chunk size and "
-        "is never negative (OpenAI's service refused both); the first ties two fields "
-        "together, which a JSON Schema cannot state, and OpenAI's document states "
-        "neither.",
-    ),
+    *SHARED,
     Allowed(
         "Response violates schema",
         r"null is not of type \"string\".*(first_id|last_id)|(first_id|last_id).*null is not",
@@ -103,17 +77,6 @@ ALLOWED = (
         REJECTED,
         r"Cannot cancel run with status|Runs in status .* do not accept tool outputs",
         "Depends on the run's state, which no schema can say; a 400 from OpenAI too.",
-    ),
-    Allowed(
-        REJECTED,
-        r"^Invalid '.*': no vector store with id '.*'\.$",
-        "A referenced vector store must exist in the project: state, not shape.",
-    ),
-    Allowed(
-        REJECTED,
-        r"give 'vector_store_ids' or 'vector_stores', not both",
-        "The spec allows one vector store on a thread or an assistant; naming one "
-        "and making another inline is two (OpenAI's service refused it too).",
     ),
     Allowed(
         REJECTED,
