@@ -7,6 +7,8 @@ from typing import Any
 
 import openai
 import pytest
+from openai.pagination import SyncCursorPage
+from openai.types.beta import Thread
 
 from tests.support.sdk import bad_request
 from tests.support.servers import Served
@@ -174,3 +176,38 @@ def test_unknown_parameters_are_refused(client: openai.OpenAI) -> None:
         )
     )
     assert error["param"] == "messages[0].name"
+
+
+def _list_threads(client: openai.OpenAI, **params: Any) -> SyncCursorPage[Thread]:
+    """``GET /v1/threads``: threadline's own addition, through the SDK's list machinery."""
+    return client.get_api_list(
+        "/threads", model=Thread, page=SyncCursorPage[Thread], options={"params": params}
+    )
+
+
+def test_list_threads_pages_newest_first(client: openai.OpenAI) -> None:
+    made = [client.beta.threads.create(metadata={"n": str(n)}).id for n in range(3)]
+    first = _list_threads(client, limit=2)
+    assert [t.id for t in first.data] == [made[2], made[1]]
+    assert first.has_more is True
+    second = _list_threads(client, limit=2, after=made[1])
+    assert second.data[0].id == made[0]
+    ascending = _list_threads(client, limit=1, order="asc", before=made[1])
+    assert [t.id for t in ascending.data] == [made[0]]
+    assert second.data[0].metadata == {"n": "0"}
+
+
+def test_list_threads_shows_only_the_projects_own(
+    client: openai.OpenAI, other_client: openai.OpenAI
+) -> None:
+    mine = client.beta.threads.create().id
+    theirs = {t.id for t in _list_threads(other_client, limit=100).data}
+    assert mine not in theirs
+    with pytest.raises(openai.BadRequestError):
+        _list_threads(other_client, after=mine)
+
+
+def test_list_threads_refuses_a_bad_limit(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        _list_threads(client, limit=0)
+    assert caught.value.param == "limit"

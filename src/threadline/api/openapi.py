@@ -21,6 +21,7 @@ OPERATION_IDS = {
     ("post", "/assistants/{assistant_id}"): "modifyAssistant",
     ("delete", "/assistants/{assistant_id}"): "deleteAssistant",
     ("post", "/threads"): "createThread",
+    ("get", "/threads"): "listThreads",  # threadline's own: OpenAI cannot list threads
     ("post", "/threads/runs"): "createThreadAndRun",
     ("get", "/threads/{thread_id}"): "getThread",
     ("post", "/threads/{thread_id}"): "modifyThread",

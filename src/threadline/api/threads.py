@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from threadline.api.deps import ProjectDep, ServicesDep
+from threadline.api.deps import PageDep, ProjectDep, ServicesDep
 from threadline.api.requests import JSONRoute
-from threadline.schemas.common import DeletionStatus
+from threadline.schemas.common import DeletionStatus, ListResponse
 from threadline.schemas.thread import CreateThreadRequest, ModifyThreadRequest, Thread
 
 router = APIRouter(prefix="/threads", tags=["Threads"], route_class=JSONRoute)
@@ -19,6 +19,16 @@ async def create_thread(
     project: ProjectDep, services: ServicesDep, body: CreateThreadRequest | None = None
 ) -> Any:
     return await services.threads.create(project, body or CreateThreadRequest())
+
+
+@router.get(
+    "",
+    response_model=ListResponse[Thread],
+    description="The project's threads, newest first by default, paged like every list. "
+    "threadline's own: OpenAI's API has no way to list threads.",
+)
+async def list_threads(page: PageDep, project: ProjectDep, services: ServicesDep) -> Any:
+    return (await services.threads.list(project, page)).envelope()
 
 
 @router.get("/{thread_id}", response_model=Thread)

@@ -1,4 +1,4 @@
-"""Threads: create (with initial messages), retrieve, modify, delete."""
+"""Threads: create (with initial messages), retrieve, modify, delete, list."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.clock import now
 from threadline.domain.ids import new_id
+from threadline.domain.pages import Page, PageParams
 from threadline.schemas.thread import CreateThreadRequest, ModifyThreadRequest
 from threadline.services import messages
 from threadline.services.references import References
@@ -77,3 +78,8 @@ class ThreadService:
         if self.on_delete is not None:
             await self.on_delete(thread_id)
         return {"id": thread_id, "object": "thread.deleted", "deleted": True}
+
+    async def list(self, project: str, params: PageParams) -> Page:
+        """The project's threads (beyond OpenAI, whose API cannot list them)."""
+        async with self.db.read() as conn:
+            return await repo.page(conn, project, params)
