@@ -62,6 +62,16 @@ if [ -n "$missing" ]; then
       "without one of them code_interpreter is refused" >&2
   fi
 fi
+# The playground's browser tests drive Debian's Chromium (never a downloaded browser).
+if [ "$extras" = "local,dev" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium for the playground's browser tests" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: install chromium (a Debian package) for the playground's browser tests" >&2
+  fi
+fi
 sandbox_python=${THREADLINE_SANDBOX_PYTHON:-/usr/bin/python3}
 if [ -x "$sandbox_python" ]; then
   pyver=$("$sandbox_python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')

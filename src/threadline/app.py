@@ -26,6 +26,7 @@ from threadline.api.limits import BodySizeLimit
 from threadline.api.requests import RefuseUnstorableURL
 from threadline.services.catalog import Services
 from threadline.settings import Settings
+from threadline.web import site
 from threadline.wiring import build_services
 
 log = logging.getLogger("threadline")
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version=__version__,
         description="A self-hosted server for the OpenAI Assistants API v2.",
         lifespan=lifespan,
+        docs_url=None,  # served by `web` from the package's own assets, offline
+        redoc_url=None,
     )
     app.state.services = built
     errors.install(app)
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(vector_stores.router, prefix="/v1")
 
     openapi.install(app)
+    site.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
