@@ -176,9 +176,11 @@ def test_stream_a_run_then_answer_its_tool_call(page: Page, server: Served, shot
     partial = page.locator("#stream-text").text_content() or ""
     assert ANSWER.startswith(partial)
     assert len(partial) < len(ANSWER)
+    expect(page.locator("#stream-run")).to_contain_text("run_")
     _shot(page, shots, "thread-streaming")
     expect(page.locator("#messages .message.assistant")).to_contain_text(ANSWER)
     expect(page.locator("#messages .message.user")).to_contain_text("notes.txt")
+    expect(page.locator("#compose textarea")).to_have_value("")
     _shot(page, shots, "thread")
 
     page.locator("#compose textarea").fill(

@@ -21,6 +21,13 @@ def when(timestamp: int | None) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def clock(timestamp: int | None) -> str:
+    """The time of day only, for moments after a dated one."""
+    if timestamp is None:
+        return "—"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%H:%M:%S")
+
+
 def pretty(value: Any) -> str:
     """JSON (or a JSON string) indented for reading."""
     if isinstance(value, str):
@@ -76,7 +83,7 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-env.filters.update(when=when, pretty=pretty, annotated=annotated, size=size)
+env.filters.update(when=when, clock=clock, pretty=pretty, annotated=annotated, size=size)
 env.globals["ACTIVE"] = ACTIVE
 
 

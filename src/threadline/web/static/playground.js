@@ -84,7 +84,7 @@
     var feed = events(function (name, data) {
       if (name === "done" || !data) return;
       var object = JSON.parse(data);
-      if (name.startsWith("thread.run.")) {
+      if (object.object === "thread.run") {
         setStatus(object.status);
         link.textContent = object.id;
         link.href = "/playground/threads/" + threadId + "/runs/" + object.id;
@@ -130,6 +130,8 @@
       sent.innerHTML = "<header><strong>user</strong></header><div class=\"text\"></div>";
       sent.querySelector(".text").textContent = message.content;
       document.getElementById("messages").appendChild(sent);
+      form.content.value = "";
+      form.files.value = "";
       var empty = document.getElementById("no-messages");
       if (empty) empty.remove();
       await streamRun(threadId, form.assistant_id.value);
