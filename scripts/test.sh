@@ -8,6 +8,7 @@ scripts/setup.sh --dev
 scripts/services.sh
 export THREADLINE_REQUIRE_POSTGRES=${THREADLINE_REQUIRE_POSTGRES:-1}
 export THREADLINE_REQUIRE_SANDBOX=${THREADLINE_REQUIRE_SANDBOX:-1}
+export THREADLINE_REQUIRE_BROWSER=${THREADLINE_REQUIRE_BROWSER:-1}
 .venv/bin/ruff check src tests bench scripts
 .venv/bin/ruff format --check src tests bench scripts
 .venv/bin/mypy
