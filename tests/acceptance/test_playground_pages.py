@@ -4,13 +4,17 @@ key's project, images inline, annotations marked, another project's objects neve
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import openai
 import pytest
 
+from tests.support.runs import POLL_MS, scripted_thread
 from tests.support.servers import KEY_A, KEY_B
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+TIDES = b"# Tides\n\nThe high tide in Brest is at noon on Saturday.\n"
 
 
 def _fragment(client: openai.OpenAI, path: str, key: str = KEY_A) -> httpx.Response:
@@ -91,3 +95,59 @@ def test_the_root_leads_to_the_playground(client: openai.OpenAI) -> None:
     response = httpx.get(f"{root}/", timeout=30)
     assert response.status_code == 307
     assert response.headers["location"] == "/playground"
+
+
+def _completed(client: openai.OpenAI, thread_id: str, **assistant: Any) -> str:
+    made = client.beta.assistants.create(model="gpt-4o", **assistant)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=made.id, poll_interval_ms=POLL_MS
+    )
+    assert run.status == "completed", run.last_error
+    return run.id
+
+
+def test_a_search_shows_its_results_and_the_answer_its_citation(client: openai.OpenAI) -> None:
+    file_id = client.files.create(file=("tides.md", TIDES), purpose="assistants").id
+    store = client.vector_stores.create(name="tides")
+    client.vector_stores.files.create_and_poll(
+        file_id=file_id, vector_store_id=store.id, poll_interval_ms=20
+    )
+    thread_id = scripted_thread(
+        client,
+        {"tool_calls": [{"name": "file_search", "arguments": {"query": "tide Brest"}}]},
+        "At noon【0:0†tides.md】.",
+    )
+    run_id = _completed(
+        client,
+        thread_id,
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    run_page = _fragment(client, f"/playground/threads/{thread_id}/runs/{run_id}")
+    assert run_page.status_code == 200
+    assert "tides.md" in run_page.text
+    assert "high tide in Brest is at noon" in run_page.text
+    thread_page = _fragment(client, f"/playground/threads/{thread_id}")
+    assert (
+        '<mark class="cite" title="file_citation">【0:0†tides.md】<sup>1</sup>' in thread_page.text
+    )
+    assert file_id in thread_page.text
+
+
+def test_code_shows_its_input_logs_and_figure(client: openai.OpenAI) -> None:
+    code = (
+        "import matplotlib.pyplot as plt\nprint('plotting')\nplt.plot([1, 2], [2, 1])\nplt.show()"
+    )
+    thread_id = scripted_thread(
+        client,
+        {"tool_calls": [{"name": "code_interpreter", "arguments": {"input": code}}]},
+        "A chart.",
+    )
+    run_id = _completed(client, thread_id, tools=[{"type": "code_interpreter"}])
+    run_page = _fragment(client, f"/playground/threads/{thread_id}/runs/{run_id}")
+    assert run_page.status_code == 200
+    assert "plt.plot([1, 2], [2, 1])" in run_page.text
+    assert "plotting" in run_page.text
+    assert 'alt="figure file-' in run_page.text
+    thread_page = _fragment(client, f"/playground/threads/{thread_id}")
+    assert "data:image/png;base64," in thread_page.text
