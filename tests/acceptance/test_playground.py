@@ -157,12 +157,14 @@ ANSWER = "Tomorrow brings sun over Paris, with a light breeze from the west."
 
 def test_stream_a_run_then_answer_its_tool_call(page: Page, server: Served, shots: Path) -> None:
     sdk = server.client()
-    sdk.beta.assistants.create(model="gpt-4o", name="Weather", tools=[WEATHER])
-    thread = sdk.beta.threads.create(metadata={"case": "playground"})
-    page.goto(_root(server) + "/playground/threads")
-    page.locator(f"a[href='/playground/threads/{thread.id}']").click()
+    sdk.beta.assistants.create(model="gpt-4o", name="Other")
+    weather = sdk.beta.assistants.create(model="gpt-4o", name="Weather", tools=[WEATHER])
+    page.goto(_root(server) + f"/playground/assistants/{weather.id}")
+    page.locator("#talk").click()
+    expect(page).to_have_url(re.compile(r"/playground/threads/thread_\w+\?assistant=asst_"))
+    thread_id = urlsplit(page.url).path.rsplit("/", 1)[1]
     compose = page.locator("#compose")
-    compose.locator("[name=assistant_id]").select_option(label="Weather")
+    expect(compose.locator("[name=assistant_id]")).to_have_value(weather.id)
     compose.locator("textarea").fill(directive({"text": ANSWER, "chunks": 12, "token_delay": 0.15}))
     compose.locator("[name=files]").set_input_files(
         files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"sunny notes"}]
@@ -203,9 +205,9 @@ def test_stream_a_run_then_answer_its_tool_call(page: Page, server: Served, shot
     expect(page.locator(".timeline")).to_contain_text("completed")
     _shot(page, shots, "run-completed")
     run_id = page.url.rsplit("/", 1)[1]
-    run = sdk.beta.threads.runs.retrieve(run_id, thread_id=thread.id)
+    run = sdk.beta.threads.runs.retrieve(run_id, thread_id=thread_id)
     assert run.status == "completed"
-    step = sdk.beta.threads.runs.steps.list(run_id, thread_id=thread.id, order="asc").data[0]
+    step = sdk.beta.threads.runs.steps.list(run_id, thread_id=thread_id, order="asc").data[0]
     assert step.step_details.tool_calls[0].function.output == "22 degrees, sunny"  # type: ignore[union-attr]
 
 
@@ -235,6 +237,11 @@ def test_a_file_in_a_vector_store_completes_and_is_found(
     _shot(page, shots, "vector-store")
     page.goto(_root(server) + "/playground/files")
     expect(page.locator("main table")).to_contain_text("handbook.txt")
+    with page.expect_download() as downloading:
+        page.locator("[data-name='handbook.txt']").click()
+    saved = downloading.value
+    assert saved.suggested_filename == "handbook.txt"
+    assert Path(saved.path()).read_bytes().startswith(b"Holidays: every employee")
     _shot(page, shots, "files")
 
 

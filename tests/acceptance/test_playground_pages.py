@@ -4,6 +4,7 @@ key's project, images inline, annotations marked, another project's objects neve
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -95,6 +96,24 @@ def test_the_root_leads_to_the_playground(client: openai.OpenAI) -> None:
     response = httpx.get(f"{root}/", timeout=30)
     assert response.status_code == 307
     assert response.headers["location"] == "/playground"
+
+
+def test_a_run_can_be_cancelled_from_its_page(client: openai.OpenAI) -> None:
+    thread_id = scripted_thread(client, {"hang": True})
+    made = client.beta.assistants.create(model="gpt-4o")
+    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=made.id)
+    root = str(client.base_url).rstrip("/").removesuffix("/v1")
+    headers = {"HX-Request": "true", "Authorization": f"Bearer {KEY_A}"}
+    path = f"/playground/threads/{thread_id}/runs/{run.id}"
+    page = httpx.get(f"{root}{path}", headers=headers, timeout=30)
+    assert 'id="cancel-run"' in page.text
+    cancelled = httpx.post(f"{root}{path}/cancel", headers=headers, timeout=30)
+    assert cancelled.status_code == 200
+    assert re.search(r'id="run-status">cancell(ing|ed)<', cancelled.text)
+    again = httpx.post(f"{root}{path}/cancel", headers=headers, timeout=30)
+    assert again.status_code in (200, 400)
+    ended = client.beta.threads.runs.poll(run.id, thread_id=thread_id, poll_interval_ms=POLL_MS)
+    assert ended.status == "cancelled"
 
 
 def _completed(client: openai.OpenAI, thread_id: str, **assistant: Any) -> str:

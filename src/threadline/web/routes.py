@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import UploadFile as StarletteUpload
@@ -124,13 +125,14 @@ async def threads(api: ApiDep, after: str | None = None) -> Response:
 
 
 @router.post("/threads")
-async def create_thread(api: ApiDep) -> Response:
+async def create_thread(api: ApiDep, assistant: str | None = None) -> Response:
     made = await api.post("/threads")
-    return redirect(f"/playground/threads/{made['id']}")
+    chosen = f"?assistant={quote(assistant)}" if assistant else ""
+    return redirect(f"/playground/threads/{made['id']}{chosen}")
 
 
 @router.get("/threads/{thread_id}")
-async def thread(thread_id: str, api: ApiDep) -> Response:
+async def thread(thread_id: str, api: ApiDep, assistant: str | None = None) -> Response:
     found = await api.get(f"/threads/{thread_id}")
     messages = (await api.get(f"/threads/{thread_id}/messages", limit=100, order="asc"))["data"]
     runs = (await api.get(f"/threads/{thread_id}/runs", limit=20))["data"]
@@ -153,11 +155,21 @@ async def thread(thread_id: str, api: ApiDep) -> Response:
         assistants=listed,
         images=images,
         names=names,
+        chosen=assistant,
     )
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
 async def run(thread_id: str, run_id: str, api: ApiDep) -> Response:
+    return await _run_page(api, thread_id, run_id)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(thread_id: str, run_id: str, api: ApiDep) -> Response:
+    try:
+        await api.post(f"/threads/{thread_id}/runs/{run_id}/cancel")
+    except ApiError as exc:
+        return await _run_page(api, thread_id, run_id, error=exc.message, status_code=exc.status)
     return await _run_page(api, thread_id, run_id)
 
 

@@ -150,6 +150,26 @@
     }
   }
 
+  // A file's content needs the key, so a plain link cannot fetch it.
+  async function download(link) {
+    var response = await api("GET", "/files/" + link.dataset.download + "/content");
+    var url = URL.createObjectURL(await response.blob());
+    var save = document.createElement("a");
+    save.href = url;
+    save.download = link.dataset.name || link.dataset.download;
+    document.body.appendChild(save);
+    save.click();
+    save.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+  }
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("[data-download]");
+    if (!link) return;
+    event.preventDefault();
+    download(link).catch(function (e) { alert("Download failed: " + e.message); });
+  });
+
   document.addEventListener("submit", function (event) {
     if (event.target.id === "signin-form") signIn(event);
     else if (event.target.id === "compose") compose(event);
