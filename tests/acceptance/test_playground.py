@@ -28,11 +28,14 @@ expect = playwright_sync.expect
 
 CHROMIUM = Path(os.environ.get("THREADLINE_CHROMIUM", "/usr/bin/chromium"))
 TIMEOUT_MS = 15_000
+MAX_UPLOAD = 256 * 1024
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with serve("sqlite", tmp_path_factory.mktemp("playground")) as served:
+    with serve(
+        "sqlite", tmp_path_factory.mktemp("playground"), max_upload_bytes=MAX_UPLOAD
+    ) as served:
         yield served
 
 
@@ -243,6 +246,17 @@ def test_a_file_in_a_vector_store_completes_and_is_found(
     assert saved.suggested_filename == "handbook.txt"
     assert Path(saved.path()).read_bytes().startswith(b"Holidays: every employee")
     _shot(page, shots, "files")
+    page.locator("#upload-file [name=file]").set_input_files(
+        files=[
+            {
+                "name": "big.bin",
+                "mimeType": "application/octet-stream",
+                "buffer": bytes(MAX_UPLOAD * 2),
+            }
+        ]
+    )
+    page.locator("#upload-file button[type=submit]").click()
+    expect(page.locator("main .alert.error")).to_contain_text("Request body too large")
 
 
 def test_docs_work_offline(page: Page, server: Served, shots: Path) -> None:

@@ -10,6 +10,21 @@
     if (key()) event.detail.headers.Authorization = "Bearer " + key();
   });
 
+  // What the server answers outside the playground's pages (a 413 for an upload
+  // over the limit, a 500) is OpenAI's JSON envelope: shown as its message.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status < 400 || !(xhr.getResponseHeader("Content-Type") || "").includes("json")) return;
+    var message = "HTTP " + xhr.status;
+    try { message = JSON.parse(xhr.responseText).error.message; } catch (e) { /* not the envelope */ }
+    var alert = document.createElement("p");
+    alert.className = "alert error";
+    alert.setAttribute("role", "alert");
+    alert.textContent = message;
+    event.detail.serverResponse = alert.outerHTML;
+    event.detail.shouldSwap = true;
+  });
+
   async function apiError(response) {
     try {
       var body = await response.json();
