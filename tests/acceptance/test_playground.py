@@ -160,8 +160,8 @@ ANSWER = "Tomorrow brings sun over Paris, with a light breeze from the west."
 
 def test_stream_a_run_then_answer_its_tool_call(page: Page, server: Served, shots: Path) -> None:
     sdk = server.client()
-    sdk.beta.assistants.create(model="gpt-4o", name="Other")
     weather = sdk.beta.assistants.create(model="gpt-4o", name="Weather", tools=[WEATHER])
+    sdk.beta.assistants.create(model="gpt-4o", name="Other")  # listed first, newest
     page.goto(_root(server) + f"/playground/assistants/{weather.id}")
     page.locator("#talk").click()
     expect(page).to_have_url(re.compile(r"/playground/threads/thread_\w+\?assistant=asst_"))
@@ -191,6 +191,7 @@ def test_stream_a_run_then_answer_its_tool_call(page: Page, server: Served, shot
     page.locator("#compose textarea").fill(
         directive({"tool_calls": [weather_call("Paris")]}, "Paris is sunny and 22 degrees.")
     )
+    expect(page.locator("#compose [name=assistant_id]")).to_have_value(weather.id)
     page.locator("#compose button[type=submit]").click()
     waiting = page.locator(".run-link", has=page.locator(".badge.requires_action"))
     waiting.click()

@@ -134,7 +134,8 @@ async def create_thread(api: ApiDep, assistant: str | None = None) -> Response:
 @router.get("/threads/{thread_id}")
 async def thread(thread_id: str, api: ApiDep, assistant: str | None = None) -> Response:
     found = await api.get(f"/threads/{thread_id}")
-    messages = (await api.get(f"/threads/{thread_id}/messages", limit=100, order="asc"))["data"]
+    # The newest hundred, oldest first.
+    messages = (await api.get(f"/threads/{thread_id}/messages", limit=100))["data"][::-1]
     runs = (await api.get(f"/threads/{thread_id}/runs", limit=20))["data"]
     listed = (await api.get("/assistants", limit=100))["data"]
     names = {f["id"]: f["filename"] for f in (await api.get("/files", limit=100))["data"]}

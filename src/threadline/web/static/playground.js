@@ -151,7 +151,8 @@
       if (empty) empty.remove();
       await streamRun(threadId, form.assistant_id.value);
       var finished = document.getElementById("stream").dataset.finished;
-      htmx.ajax("GET", location.pathname, { target: "#main" }).then(function () {
+      var again = location.pathname + "?assistant=" + encodeURIComponent(form.assistant_id.value);
+      htmx.ajax("GET", again, { target: "#main" }).then(function () {
         var note = document.getElementById("compose-error");
         if (finished === "requires_action" && note) {
           note.className = "alert ok";
