@@ -6,7 +6,7 @@ from pathlib import Path
 
 import fastapi_offline
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -16,7 +16,8 @@ from threadline.web.routes import ShellWanted, router
 
 STATIC = Path(__file__).parent / "static"
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
-"""Swagger UI 5 and ReDoc, as the ``fastapi-offline`` package ships them."""
+"""Swagger UI 5, as the ``fastapi-offline`` package ships it (ReDoc is not served: its
+bundle fetches its logo from its makers' site)."""
 
 
 def install(app: FastAPI) -> None:
@@ -46,14 +47,4 @@ def install(app: FastAPI) -> None:
             swagger_js_url="/docs/assets/swagger-ui-bundle.js",
             swagger_css_url="/docs/assets/swagger-ui.css",
             swagger_favicon_url="/docs/assets/favicon.png",
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{app.title} API",
-            redoc_js_url="/docs/assets/redoc.standalone.js",
-            redoc_favicon_url="/docs/assets/favicon.png",
-            with_google_fonts=False,
         )
