@@ -77,6 +77,33 @@ class PrivateRedis:
             self.proc.wait(10)
         _wait_port(self.port, up=False)
 
+    def keep_data(self) -> None:
+        """From now on keep what it holds in an append-only file (a restart with
+        ``shutdown`` and ``start`` brings it back)."""
+        self.appendonly = True
+        self._cli("config", "set", "appendonly", "yes")
+        deadline = time.monotonic() + 20
+        while "aof_rewrite_in_progress:0" not in self._cli("info", "persistence"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis did not write its append-only file")
+            time.sleep(0.05)
+
+    def shutdown(self) -> None:
+        """Stopped cleanly (its append-only file complete), as for maintenance."""
+        self._cli("shutdown")
+        if self.proc is not None:
+            self.proc.wait(10)
+        _wait_port(self.port, up=False)
+
+    def _cli(self, *args: str) -> str:
+        done = subprocess.run(
+            ["redis-cli", "-p", str(self.port), *args],
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
+        return done.stdout.decode(errors="replace")
+
     def stop(self) -> None:
         self.kill()
 

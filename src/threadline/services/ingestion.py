@@ -104,6 +104,7 @@ class IngestionWorker:
 
     async def _job(self, project_id: str, vector_store_id: str, file_id: str) -> None:
         """The queue's job for one file, in a worker."""
+        log.info("ingesting %s into %s", file_id, vector_store_id)
         await self._take(store.Claimable(project_id, vector_store_id, file_id, 0))
 
     async def stop(self) -> None:
