@@ -16,6 +16,14 @@ live tail are the same call. When Redis cannot be reached a subscriber waits and
 tries again (its cursor kept), so a stream resumes once Redis is back; a publisher
 tries again for ``publish_patience`` seconds before it gives up (a batch whose
 reply was lost as the connection broke may then be appended twice).
+
+A Redis that comes back without its data (restarted without persistence) starts
+every run's sequence again from 1, under numbers a stream has already sent. So
+each event carries a boot mark (``<prefix>boot``, set by the first publisher after
+Redis starts empty): a subscriber that meets an event of another mark, or finds
+the mark changed once its connection broke or the stream went quiet, ends with an
+``error`` event saying the stream was lost (the client reads the stored run)
+instead of waiting for events that will not come.
 """
 
 from __future__ import annotations
