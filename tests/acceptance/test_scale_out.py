@@ -147,6 +147,13 @@ class Cluster:
             timeout=30,
         )
 
+    def revive(self) -> None:
+        """Start again any process a failed test left dead."""
+        for proc in self.procs:
+            if proc.proc is None or proc.proc.poll() is not None:
+                proc.start()
+                proc.wait_ready()
+
     def ready(self) -> bool:
         """Every API process answers ``/readyz`` with 200."""
         try:
@@ -168,11 +175,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "THREADLINE_EMBEDDER": "hash",
             "THREADLINE_QUEUE": "procrastinate",
             "THREADLINE_REDIS_URL": redis.url,
-            "THREADLINE_RUN_LEASE_SECONDS": "3",
+            "THREADLINE_RUN_LEASE_SECONDS": "10",
             "THREADLINE_INGEST_LEASE_SECONDS": "3",
             "THREADLINE_SWEEP_INTERVAL_SECONDS": "0.5",
-            "THREADLINE_QUEUE_HEARTBEAT_SECONDS": "0.5",
-            "THREADLINE_QUEUE_STALLED_SECONDS": "2",
+            "THREADLINE_QUEUE_HEARTBEAT_SECONDS": "1",
+            "THREADLINE_QUEUE_STALLED_SECONDS": "4",
             "THREADLINE_WORKER_CONCURRENCY": "100",
             "THREADLINE_WORKER_GRACE_SECONDS": "1",
             "THREADLINE_LOG_LEVEL": "info",
@@ -325,7 +332,7 @@ def test_a_cancel_on_the_other_api_process_stops_the_worker_at_once(cluster: Clu
             *cluster.procs,
         )
         took = time.monotonic() - asked
-        # Not the next lease renewal (1 s here) nor the sweeper: the worker heard it.
+        # Not the next lease renewal (every 3.3 s here) nor the sweeper: the worker heard it.
         assert took < 1.0, f"the cancel took {took:.2f} s"
 
 
@@ -484,8 +491,9 @@ def assistant_messages(sdk: openai.OpenAI, thread_id: str) -> list[tuple[str, st
 def test_kill_9_of_a_worker_under_100_concurrent_runs_leaves_none_stuck_or_doubled(
     cluster: Cluster,
 ) -> None:
+    cluster.revive()
     with cluster.sdk(0) as sdk:
-        runs, texts = slow_runs(sdk, 100, "k", chunks=24, token_delay=0.4)
+        runs, texts = slow_runs(sdk, 100, "k", chunks=20, token_delay=0.35)
         streams = Streams(cluster, runs)
         # Mid-run: every run has begun to reply (most are far from done).
         wait_until(
@@ -520,6 +528,7 @@ def test_kill_9_of_a_worker_under_100_concurrent_runs_leaves_none_stuck_or_doubl
 def test_redis_restarted_empty_mid_run_ends_streams_with_an_error_and_runs_complete(
     cluster: Cluster,
 ) -> None:
+    cluster.revive()
     with cluster.sdk(1) as sdk:
         runs, texts = slow_runs(sdk, 4, "r")
         streams = Streams(cluster, runs)
@@ -546,6 +555,7 @@ def test_redis_restarted_empty_mid_run_ends_streams_with_an_error_and_runs_compl
 
 
 def test_redis_restarted_with_its_data_mid_run_resumes_every_stream(cluster: Cluster) -> None:
+    cluster.revive()
     cluster.redis.keep_data()
     with cluster.sdk(0) as sdk:
         runs, texts = slow_runs(sdk, 4, "d")
@@ -565,6 +575,7 @@ def test_redis_restarted_with_its_data_mid_run_resumes_every_stream(cluster: Clu
 
 
 def test_postgres_restarted_mid_run_pauses_runs_and_they_recover_whole(cluster: Cluster) -> None:
+    cluster.revive()
     with cluster.sdk(0) as sdk:
         runs, texts = slow_runs(sdk, 4, "p")
         streams = Streams(cluster, runs)
@@ -594,6 +605,7 @@ def test_postgres_restarted_mid_run_pauses_runs_and_they_recover_whole(cluster: 
 def test_ingestion_runs_on_workers_and_a_killed_workers_file_is_taken_over(
     cluster: Cluster,
 ) -> None:
+    cluster.revive()
     words = " ".join(f"word{n % 5000} and more text {n}." for n in range(40_000))
     with cluster.sdk(0) as sdk:
         file = sdk.files.create(file=("big.txt", words.encode()), purpose="assistants")
