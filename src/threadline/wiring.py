@@ -69,6 +69,7 @@ def build_services(
         concurrency=settings.ingest_concurrency,
         lease_seconds=settings.ingest_lease_seconds,
         sweep_interval=settings.sweep_interval_seconds,
+        queue=queue,
     )
     refs.notify_ingestion = ingestion.notify
     return Services(

@@ -1,6 +1,7 @@
 """One ``threadline serve`` holding every role on the shared backends
 (procrastinate and Redis Streams): the official SDK's streamed run and cancel
-work as they do on the in-process ones, and ``/readyz`` checks all three."""
+work as they do on the in-process ones, files are ingested through the queue,
+and ``/readyz`` checks all three."""
 
 from __future__ import annotations
 
@@ -72,3 +73,18 @@ def test_a_streamed_run_and_a_cancel(url: str) -> None:
         sdk.beta.threads.runs.cancel(run.id, thread_id=hanging.id)
         final = sdk.beta.threads.runs.poll(run.id, thread_id=hanging.id, poll_interval_ms=50)
         assert final.status == "cancelled"
+
+
+def test_files_are_ingested_through_the_queue_and_searched(url: str) -> None:
+    with openai.OpenAI(base_url=url, api_key=KEY_A, max_retries=0) as sdk:
+        file = sdk.files.create(
+            file=("notes.txt", b"The harbour opens at dawn. Ferries leave hourly."),
+            purpose="assistants",
+        )
+        store = sdk.vector_stores.create(name="notes")
+        done = sdk.vector_stores.files.create_and_poll(
+            file_id=file.id, vector_store_id=store.id, poll_interval_ms=50
+        )
+        assert done.status == "completed"
+        hits = sdk.vector_stores.search(store.id, query="When do ferries leave?")
+        assert [hit.file_id for hit in hits.data] == [file.id]

@@ -3,7 +3,8 @@ Streams (the Redis at 127.0.0.1:6379, a random key prefix per test, removed afte
 
 Per-run sequence numbers, replay after a cursor then live, events published
 together arriving together, snapshots, a bounded length, expiry after the last
-event, and several publishers (processes) sharing one run's sequence."""
+event, and several publishers (processes) sharing one run's sequence; on Redis, a stream
+that outlives a Redis restarted without its data ends with an ``error`` event."""
 
 from __future__ import annotations
 
@@ -168,6 +169,7 @@ async def test_a_run_is_forgotten_after_its_retention() -> None:
         # What expiry leaves: no counter, no stream, the same as a run never seen.
         await bus.redis.delete(f"{prefix}run:run_a:seq", f"{prefix}run:run_a:events")
         assert await bus.last_seq("run_a") == 0
+        await bus.redis.delete(bus.boot_key)
     finally:
         await bus.aclose()
 
@@ -251,7 +253,9 @@ async def test_a_subscriber_resumes_after_redis_comes_back_without_loss_or_repea
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)
         await reader.aclose()
-        await worker.redis.delete(f"{prefix}run:run_a:seq", f"{prefix}run:run_a:events")
+        await worker.redis.delete(
+            f"{prefix}run:run_a:seq", f"{prefix}run:run_a:events", worker.boot_key
+        )
         await worker.aclose()
         await outage.stop()
 
@@ -272,6 +276,61 @@ async def test_a_publisher_waits_for_redis_to_come_back() -> None:
         assert [e.seq for e in await next_batch(reader, "run_a", 0)] == [1, 2]
     finally:
         await worker.aclose()
-        await reader.redis.delete(f"{prefix}run:run_a:seq", f"{prefix}run:run_a:events")
+        await reader.redis.delete(
+            f"{prefix}run:run_a:seq", f"{prefix}run:run_a:events", reader.boot_key
+        )
         await reader.aclose()
         await outage.stop()
+
+
+@pytest.mark.parametrize("published_after", [2, 6])
+async def test_a_stream_ends_with_an_error_when_redis_lost_its_events(
+    published_after: int,
+) -> None:
+    # Redis restarted empty (its keys gone), then the run's events begin again
+    # from 1: fewer than the stream had seen (it would wait for ever), or more
+    # (it would send other events under numbers it had already sent).
+    prefix = f"test-{secrets.token_hex(6)}:"
+    before = RedisEventBus(REDIS_URL, prefix=prefix)
+    after = RedisEventBus(REDIS_URL, prefix=prefix)  # the worker after the restart
+    reader = RedisEventBus(REDIS_URL, prefix=prefix)
+    try:
+        for _ in range(3):
+            await before.publish("run_a", "thread.message.delta", {})
+        stream = reader.subscribe("run_a", 0)
+        assert [(await anext(stream)).seq for _ in range(3)] == [1, 2, 3]
+        keys = [key async for key in reader.redis.scan_iter(match=f"{prefix}*")]
+        await reader.redis.delete(*keys)
+        for _ in range(published_after):
+            await after.publish("run_a", "thread.message.delta", {})
+        last = await asyncio.wait_for(anext(stream), 10)
+        assert last.name == "error"
+        assert last.data["code"] == "server_error"
+        assert "event stream was lost" in last.data["message"]
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(stream), 5)
+    finally:
+        keys = [key async for key in reader.redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await reader.redis.delete(*keys)
+        for bus in (before, after, reader):
+            await bus.aclose()
+
+
+async def test_a_stream_goes_on_when_redis_kept_its_events() -> None:
+    prefix = f"test-{secrets.token_hex(6)}:"
+    bus = RedisEventBus(REDIS_URL, prefix=prefix)
+    other = RedisEventBus(REDIS_URL, prefix=prefix)  # another process, its own mark
+    try:
+        await bus.publish("run_a", "thread.message.delta", {})
+        stream = other.subscribe("run_a", 1)  # resumed after a cursor
+        await other.publish("run_a", "thread.message.delta", {})
+        assert (await asyncio.wait_for(anext(stream), 5)).seq == 2
+        await bus.publish("run_a", "thread.run.completed", {})
+        assert (await asyncio.wait_for(anext(stream), 5)).name == "thread.run.completed"
+        await stream.aclose()
+    finally:
+        keys = [key async for key in bus.redis.scan_iter(match=f"{prefix}*")]
+        await bus.redis.delete(*keys)
+        await bus.aclose()
+        await other.aclose()

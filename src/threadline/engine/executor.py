@@ -144,8 +144,16 @@ class Executor:
         interval = self.settings.run_lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
-            async with self.db.write() as conn:
-                renewed = await store.renew_lease(conn, run_id, self.worker_id, self._lease_until())
+            try:
+                async with self.db.write() as conn:
+                    renewed = await store.renew_lease(
+                        conn, run_id, self.worker_id, self._lease_until()
+                    )
+            except Exception as exc:
+                # The database away for a moment (restarting): try again at the next
+                # beat; if the lease lapses meanwhile, the sweeper's rules apply.
+                log.warning("could not renew the lease of %s: %s", run_id, exc)
+                continue
             if not renewed:
                 turn.cancel()
                 return

@@ -16,6 +16,14 @@ live tail are the same call. When Redis cannot be reached a subscriber waits and
 tries again (its cursor kept), so a stream resumes once Redis is back; a publisher
 tries again for ``publish_patience`` seconds before it gives up (a batch whose
 reply was lost as the connection broke may then be appended twice).
+
+A Redis that comes back without its data (restarted without persistence) starts
+every run's sequence again from 1, under numbers a stream has already sent. So
+each event carries a boot mark (``<prefix>boot``, set by the first publisher after
+Redis starts empty): a subscriber that meets an event of another mark, or finds
+the mark changed once its connection broke or the stream went quiet, ends with an
+``error`` event saying the stream was lost (the client reads the stored run)
+instead of waiting for events that will not come.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -35,13 +44,17 @@ from threadline.engine.events import Event, EventBus
 
 log = logging.getLogger("threadline.events")
 
-# KEYS: the counter, the stream. ARGV: max length, retention (s), then name and
-# payload for each event. Returns the last sequence number given.
+# KEYS: the counter, the stream, the boot mark. ARGV: max length, retention (s),
+# a new boot mark, then name and payload for each event. Returns the last sequence
+# number given.
 _PUBLISH = """
+redis.call('SET', KEYS[3], ARGV[3], 'NX')
+local boot = redis.call('GET', KEYS[3])
 local seq = 0
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   seq = redis.call('INCR', KEYS[1])
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], seq .. '-0', 'n', ARGV[i], 'p', ARGV[i + 1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], seq .. '-0',
+    'n', ARGV[i], 'p', ARGV[i + 1], 'b', boot)
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
@@ -80,6 +93,11 @@ class RedisEventBus(EventBus):
             health_check_interval=30,
         )
         self._publish = self.redis.register_script(_PUBLISH)
+        # Marks every event with the Redis it was written to (the first publisher
+        # after Redis starts empty sets it), so a stream notices a Redis that
+        # restarted without its data rather than wait for events that never come.
+        self.boot_key = f"{prefix}boot"
+        self._boot_mark = secrets.token_hex(6)
 
     def _keys(self, run_id: str) -> tuple[str, str]:
         base = f"{self.prefix}run:{run_id}:"
@@ -94,14 +112,15 @@ class RedisEventBus(EventBus):
             await self._append(run_id, batch)
 
     async def _append(self, run_id: str, events: list[tuple[str, dict[str, Any]]]) -> int:
-        args: list[Any] = [self.max_events, self.retention]
+        args: list[Any] = [self.max_events, self.retention, self._boot_mark]
         for name, data in events:
             # A snapshot, as ``Event.of`` makes it (the engine goes on changing data).
             args += [name, json.dumps(data, separators=(",", ":"), ensure_ascii=False)]
         deadline = time.monotonic() + self.publish_patience
         while True:
             try:
-                return int(await self._publish(keys=list(self._keys(run_id)), args=args))
+                keys = [*self._keys(run_id), self.boot_key]
+                return int(await self._publish(keys=keys, args=args))
             except _UNREACHABLE as exc:
                 # Redis restarting: wait for it a while rather than fail the run.
                 if time.monotonic() >= deadline:
@@ -121,27 +140,64 @@ class RedisEventBus(EventBus):
     async def subscribe_batches(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
         stream = self._keys(run_id)[1]
         cursor = after
+        # The boot mark of the events this stream continues (None: not known yet);
+        # once the connection broke or the stream went quiet it is checked again.
+        boot = await self._boot() if after else None
+        check = False
         while True:
             try:
+                if check and boot is not None and await self._boot() != boot:
+                    yield [_lost(cursor)]
+                    return
+                check = False
                 reply: Any = await self.redis.xread({stream: f"{cursor}-0"}, block=_BLOCK_MS)
             except _UNREACHABLE as exc:
                 log.warning("reading the events of %s: %s; trying again", run_id, exc)
+                check = True
                 await asyncio.sleep(_RETRY_SECONDS)
                 continue
             if not reply:
+                check = True
                 continue
-            batch = [
-                _event(entry_id, fields) for _key, entries in reply for entry_id, fields in entries
-            ]
+            batch: list[Event] = []
+            for _key, entries in reply:
+                for entry_id, fields in entries:
+                    mark = fields.get(b"b", b"")
+                    if boot is None:
+                        boot = mark
+                    elif mark != boot:
+                        # Redis restarted empty and the run's events began again
+                        # from 1: they do not continue what this stream sent.
+                        yield [*batch, _lost(cursor)]
+                        return
+                    batch.append(_event(entry_id, fields))
+                    cursor = batch[-1].seq
             if batch:
-                cursor = batch[-1].seq
                 yield batch
+
+    async def _boot(self) -> bytes | None:
+        raw: Any = await self.redis.get(self.boot_key)
+        return None if raw is None else bytes(raw)
 
     async def ping(self) -> None:
         await self.redis.ping()
 
     async def aclose(self) -> None:
         await self.redis.aclose()
+
+
+def _lost(cursor: int) -> Event:
+    """The ``error`` that ends a stream whose earlier events Redis lost."""
+    error = {
+        "message": (
+            "The run's event stream was lost (the event store restarted); "
+            "retrieve the run and its messages for what it did."
+        ),
+        "type": "server_error",
+        "param": None,
+        "code": "server_error",
+    }
+    return Event.of(cursor, "error", error)
 
 
 def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:

@@ -1,5 +1,8 @@
 """Finds runs nobody is looking after: expires the overdue, re-queues (or fails)
-runs whose worker stopped renewing its lease, finishes stranded cancels."""
+runs whose worker stopped renewing its lease, finishes stranded cancels, and now
+and then hands every queued run to the queue again (a run whose job was lost, its
+defer cut off by a database restart, would otherwise wait for a worker's start;
+a shared queue keeps one job per run however often asked)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from threadline.storage.db import Database
 log = logging.getLogger("threadline.sweeper")
 S = RunStatus
 MAX_ATTEMPTS = 3
+REQUEUE_SECONDS = 30.0
 
 
 class Sweeper:
@@ -29,6 +33,7 @@ class Sweeper:
         self.lifecycle = lifecycle
         self.clock = lifecycle.clock
         self.queue = queue
+        self._requeued_at = self.clock.time()  # the worker's start queues them all
 
     async def run_forever(self, interval: float) -> None:
         while True:
@@ -39,6 +44,10 @@ class Sweeper:
             await asyncio.sleep(interval)
 
     async def sweep(self) -> None:
+        now = self.clock.time()
+        if now - self._requeued_at >= REQUEUE_SECONDS:
+            self._requeued_at = now
+            await self.requeue_waiting()
         async with self.db.read() as conn:
             overdue = await store.run_ids_with_status(
                 conn, ACTIVE, expires_before=stamp(self.clock)

@@ -1,4 +1,5 @@
-"""The run queue: hands queued runs to executors, and stops one on request."""
+"""The run queue: hands queued runs to executors, and stops one on request; a
+shared one hands out file ingestions too."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 
 Execute = Callable[[str], Awaitable[None]]
+Ingest = Callable[[str, str, str], Awaitable[None]]
+"""Ingest one file: (project id, vector store id, file id)."""
 
 
 class Slot(ABC):
@@ -22,6 +25,10 @@ class Slot(ABC):
 
 
 class RunQueue(ABC):
+    ingests = False
+    """Whether the queue also carries ingestion jobs (else each process ingests
+    the files it finds waiting)."""
+
     @abstractmethod
     async def start(self, execute: Execute) -> None:
         """Begin handing runs to ``execute``."""
@@ -59,3 +66,15 @@ class RunQueue(ABC):
         """Runs whose executions a dead worker left (found by heartbeat), their
         executions closed; for the sweeper's rules."""
         return []
+
+    async def start_ingestion(self, ingest: Ingest, concurrency: int) -> None:
+        """Begin handing ingestion jobs to ``ingest``, ``concurrency`` at once."""
+        raise NotImplementedError("this queue carries no ingestion jobs")
+
+    async def enqueue_ingestion(self, project_id: str, vector_store_id: str, file_id: str) -> None:
+        """Ask for the file to be ingested by some worker (one job waits per file)."""
+        raise NotImplementedError("this queue carries no ingestion jobs")
+
+    async def stop_ingestion(self) -> None:  # noqa: B027 - optional hook
+        """Take no more ingestion jobs and cancel running ones (their leases are
+        handed back by the caller)."""

@@ -16,6 +16,15 @@ sweeper's rules (queue again, or fail after three attempts).
 
 A worker stopping (SIGTERM) takes no new job, lets running turns finish for the
 grace period, then cancels them: each hands its run back and queues it again.
+
+PostgreSQL restarting: procrastinate's worker stops when its heartbeat, its
+LISTEN connection or a fetch fails; it is started again (every second until the
+database answers); procrastinate's pool checks its connections before use, so a
+process rides out a restart of its database.
+
+File ingestion goes through the same app: one job per waiting file (the file is
+its queueing lock) on a queue of its own, executed by a worker of its own with the
+ingestion concurrency, so ingestions never take a run's place.
 """
 
 from __future__ import annotations
@@ -31,12 +40,15 @@ from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.worker import Worker
 from sqlalchemy.engine import make_url
 
-from threadline.queue.base import Execute, RunQueue
+from threadline.queue.base import Execute, Ingest, RunQueue
 
 log = logging.getLogger("threadline.queue")
 
 TASK = "threadline.run_turn"
 QUEUE = "runs"
+INGEST_TASK = "threadline.ingest"
+INGEST_QUEUE = "ingestion"
+_RESTART_SECONDS = 1.0
 _SCHEMA_LOCK = 0x7468_726C  # advisory lock id: one process applies the schema
 
 
@@ -49,6 +61,8 @@ def conninfo_of(database_url: str) -> str:
 
 
 class ProcrastinateQueue(RunQueue):
+    ingests = True
+
     def __init__(
         self,
         database_url: str,
@@ -65,13 +79,19 @@ class ProcrastinateQueue(RunQueue):
         self.stalled_after_seconds = stalled_after_seconds
         self.abort_poll_seconds = abort_poll_seconds
         connector = procrastinate.PsycopgConnector(
-            conninfo=self.conninfo, min_size=1, max_size=pool_size
+            conninfo=self.conninfo,
+            min_size=1,
+            max_size=pool_size,
         )
         self.app = procrastinate.App(connector=connector)
         self.app.task(name=TASK, queue=QUEUE)(self._turn)
+        self.app.task(name=INGEST_TASK, queue=INGEST_QUEUE)(self._ingest_job)
         self._execute: Execute | None = None
+        self._ingest: Ingest | None = None
         self._worker: asyncio.Task[None] | None = None
         self._jobs: Worker | None = None
+        self._ingester: asyncio.Task[None] | None = None
+        self._ingest_jobs: Worker | None = None
         self._opened = False
         self._stopping = False
 
@@ -96,20 +116,37 @@ class ProcrastinateQueue(RunQueue):
     async def start(self, execute: Execute) -> None:
         await self.open()
         self._execute = execute
-        self._jobs = Worker(
+        self._jobs = self._new_worker(QUEUE, self.concurrency)
+        self._worker = asyncio.create_task(self._keep_running(self._jobs), name="procrastinate")
+
+    def _new_worker(self, queue: str, concurrency: int) -> Worker:
+        return Worker(
             self.app,
-            queues=[QUEUE],
-            concurrency=self.concurrency,
+            queues=[queue],
+            concurrency=concurrency,
             install_signal_handlers=False,
             update_heartbeat_interval=self.heartbeat_seconds,
             stalled_worker_timeout=self.stalled_after_seconds,
             abort_job_polling_interval=self.abort_poll_seconds,
             delete_jobs="successful",
         )
-        self._worker = asyncio.create_task(
-            self._jobs.run(),  # type: ignore[no-untyped-call]
-            name="procrastinate-worker",
-        )
+
+    async def _keep_running(self, worker: Worker) -> None:
+        """Run procrastinate's worker until this queue stops; start it again when it
+        stops by itself (its database connection broke)."""
+        while not self._stopping:
+            try:
+                await worker.run()  # type: ignore[no-untyped-call]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._stopping:
+                    log.warning("the queue's worker stopped (%s); starting it again", exc)
+            else:
+                if not self._stopping:
+                    log.warning("the queue's worker stopped; starting it again")
+            if not self._stopping:
+                await asyncio.sleep(_RESTART_SECONDS)
 
     async def stop(self, grace: float) -> None:
         """Take no more jobs; ``grace`` seconds for running turns, then cancel them."""
@@ -118,11 +155,24 @@ class ProcrastinateQueue(RunQueue):
         if worker is None:
             return
         assert self._jobs is not None
-        self._jobs.shutdown_graceful_timeout = grace
-        self._jobs.stop()  # type: ignore[no-untyped-call]
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(worker, grace + 10)
+        await _stop_worker(self._jobs, worker, grace)
         self._worker = self._jobs = None
+
+    async def start_ingestion(self, ingest: Ingest, concurrency: int) -> None:
+        await self.open()
+        self._ingest = ingest
+        self._ingest_jobs = self._new_worker(INGEST_QUEUE, concurrency)
+        self._ingester = asyncio.create_task(
+            self._keep_running(self._ingest_jobs), name="procrastinate-ingestion"
+        )
+
+    async def stop_ingestion(self) -> None:
+        """No grace: a cancelled ingestion's lease is handed back, and another
+        worker takes the file from its start."""
+        self._stopping = True
+        if self._ingester is not None and self._ingest_jobs is not None:
+            await _stop_worker(self._ingest_jobs, self._ingester, 0)
+        self._ingester = self._ingest_jobs = None
 
     async def aclose(self) -> None:
         if self._opened:
@@ -139,6 +189,20 @@ class ProcrastinateQueue(RunQueue):
         deferrer = self.app.configure_task(TASK, queueing_lock=run_id, queue=QUEUE)
         with contextlib.suppress(AlreadyEnqueued):
             await deferrer.defer_async(run_id=run_id)
+
+    async def enqueue_ingestion(self, project_id: str, vector_store_id: str, file_id: str) -> None:
+        await self.open()
+        deferrer = self.app.configure_task(
+            INGEST_TASK, queueing_lock=f"{vector_store_id}/{file_id}", queue=INGEST_QUEUE
+        )
+        with contextlib.suppress(AlreadyEnqueued):
+            await deferrer.defer_async(
+                project_id=project_id, vector_store_id=vector_store_id, file_id=file_id
+            )
+
+    async def _ingest_job(self, project_id: str, vector_store_id: str, file_id: str) -> None:
+        assert self._ingest is not None, "an ingestion job ran before ingestion started"
+        await self._ingest(project_id, vector_store_id, file_id)
 
     async def _turn(self, run_id: str) -> None:
         assert self._execute is not None, "a job ran before the queue started"
@@ -167,16 +231,29 @@ class ProcrastinateQueue(RunQueue):
         return asked
 
     async def release_stalled(self) -> list[str]:
-        """Close the jobs of workers whose heartbeat stopped; their run ids."""
+        """Close the jobs of workers whose heartbeat stopped; their run ids. (A dead
+        worker's ingestion jobs are closed too: their files' leases lapse and the
+        ingestion sweep queues them again.)"""
         manager = self.app.job_manager
-        stalled = await manager.get_stalled_jobs(
-            task_name=TASK, seconds_since_heartbeat=self.stalled_after_seconds
-        )
         run_ids: list[str] = []
-        for job in stalled:
-            assert job.id is not None
-            await manager.finish_job_by_id_async(job.id, jobs.Status.FAILED, delete_job=False)
-            run_ids.append(str(job.task_kwargs["run_id"]))
-        if stalled:
+        found = False
+        for task in (TASK, INGEST_TASK):
+            stalled = await manager.get_stalled_jobs(
+                task_name=task, seconds_since_heartbeat=self.stalled_after_seconds
+            )
+            for job in stalled:
+                assert job.id is not None
+                await manager.finish_job_by_id_async(job.id, jobs.Status.FAILED, delete_job=False)
+                if task == TASK:
+                    run_ids.append(str(job.task_kwargs["run_id"]))
+                found = True
+        if found:
             await manager.prune_stalled_workers(self.stalled_after_seconds)
         return run_ids
+
+
+async def _stop_worker(worker: Worker, running: asyncio.Task[None], grace: float) -> None:
+    worker.shutdown_graceful_timeout = grace
+    worker.stop()  # type: ignore[no-untyped-call]
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(running, grace + 10)

@@ -7,6 +7,12 @@ while it is worked on: a process killed mid-ingestion leaves a lease that lapses
 and whichever process sweeps next takes the file up again; after
 ``INGEST_MAX_ATTEMPTS`` interrupted attempts the file fails with ``server_error``.
 None stays ``in_progress`` forever.
+
+On a shared queue (``THREADLINE_QUEUE=procrastinate``) ingestion goes through it: the
+process that added files (an API process too) defers one job per waiting file, any
+worker process takes the job and ingests the file under the same lease, and each
+worker's sweep defers a job again for a file whose lease lapsed (its worker died)
+or whose job was lost. Without one, this process's own loop takes the files.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any, Literal
 
 from threadline.domain.clock import SYSTEM_CLOCK, Clock
 from threadline.domain.limits import INGEST_MAX_ATTEMPTS
+from threadline.queue.base import RunQueue
 from threadline.retrieval.pipeline import Attributes as Attributes
 from threadline.retrieval.pipeline import FileRejected as FileRejected
 from threadline.retrieval.pipeline import Hit as Hit
@@ -48,8 +55,12 @@ class IngestionWorker:
         lease_seconds: float,
         sweep_interval: float,
         clock: Clock = SYSTEM_CLOCK,
+        queue: RunQueue | None = None,
     ) -> None:
         self.db = db
+        # The shared queue's ingestion jobs, when it has them.
+        self.queue = queue if queue is not None and queue.ingests else None
+        self._deferring: set[asyncio.Task[int]] = set()
         self.blobs = blobs
         self.pipeline = pipeline
         self.concurrency = concurrency
@@ -62,14 +73,44 @@ class IngestionWorker:
         self._loop: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Ingest in this process (a worker): the queue's jobs, or the loop's own."""
+        if self.queue is not None:
+            await self.queue.start_ingestion(self._job, self.concurrency)
         self._loop = asyncio.create_task(self._run(), name="ingestion")
 
     def notify(self) -> None:
         """New files wait: look now rather than at the next sweep."""
-        self._wake.set()
+        if self.queue is None:
+            self._wake.set()
+            return
+        task = asyncio.create_task(self._defer_waiting(), name="ingestion-defer")
+        self._deferring.add(task)
+        task.add_done_callback(self._deferring.discard)
+
+    async def _defer_waiting(self) -> int:
+        """A queue job for every file waiting (one per file however often asked)."""
+        assert self.queue is not None
+        try:
+            async with self.db.read() as conn:
+                waiting = await store.claimable(conn, self.clock.time())
+            for item in waiting:
+                await self.queue.enqueue_ingestion(
+                    item.project_id, item.vector_store_id, item.file_id
+                )
+        except Exception:
+            log.exception("could not queue ingestions; a worker's sweep will")
+            return 0
+        return len(waiting)
+
+    async def _job(self, project_id: str, vector_store_id: str, file_id: str) -> None:
+        """The queue's job for one file, in a worker."""
+        log.info("ingesting %s into %s", file_id, vector_store_id)
+        await self._take(store.Claimable(project_id, vector_store_id, file_id, 0))
 
     async def stop(self) -> None:
-        tasks = list(self._active.values())
+        if self.queue is not None:
+            await self.queue.stop_ingestion()
+        tasks: list[asyncio.Task[Any]] = [*self._active.values(), *self._deferring]
         if self._loop is not None:
             tasks.append(self._loop)
         for task in tasks:
@@ -97,7 +138,10 @@ class IngestionWorker:
     async def _run(self) -> None:
         while True:
             try:
-                await self.sweep()
+                if self.queue is not None:
+                    await self._defer_waiting()
+                else:
+                    await self.sweep()
             except Exception:
                 log.exception("ingestion sweep failed")
             self._wake.clear()

@@ -148,14 +148,20 @@ class RunService:
                 slot.release()
             raise
         events = [*events, ("thread.run.created", run), ("thread.run.queued", run)]
+        # The run is stored: it is executed even if its first events cannot be
+        # published (the event bus unreachable), never left queued with no job.
         if claimed is None:
-            await self.lifecycle.publish(run["id"], events)
-            await self.queue.enqueue(run["id"])
+            try:
+                await self.lifecycle.publish(run["id"], events)
+            finally:
+                await self.queue.enqueue(run["id"])
             return run
         assert slot is not None
         events.append(("thread.run.in_progress", claimed.run))
-        await self.lifecycle.publish(run["id"], events)
-        slot.start(run["id"], functools.partial(self.executor.execute_claimed, claimed))
+        try:
+            await self.lifecycle.publish(run["id"], events)
+        finally:
+            slot.start(run["id"], functools.partial(self.executor.execute_claimed, claimed))
         # Let the turn send its model request before this request's response is
         # built: the response's work then overlaps the model's first-token wait.
         await asyncio.sleep(0)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.engine.events import Events
-from threadline.engine.sweeper import MAX_ATTEMPTS
+from threadline.engine.sweeper import MAX_ATTEMPTS, REQUEUE_SECONDS
 
 LEASE = 15.0
 
@@ -37,6 +37,19 @@ async def test_a_lapsed_lease_is_queued_again_then_failed(kit: Any) -> None:
     row = await kit.row(run["id"])
     assert row.status == "failed"
     assert row.data["last_error"]["code"] == "server_error"
+
+
+async def test_queued_runs_are_handed_to_the_queue_again_now_and_then(kit: Any) -> None:
+    # A run whose job was lost (its defer cut off) is not left waiting for ever.
+    run = await kit.new_run()
+    kit.queue.enqueued.clear()
+    await kit.sweeper.sweep()
+    assert kit.queue.enqueued == []  # not at every sweep
+    kit.clock.advance(REQUEUE_SECONDS + 1)
+    await kit.sweeper.sweep()
+    assert kit.queue.enqueued == [run["id"]]
+    await kit.sweeper.sweep()
+    assert kit.queue.enqueued == [run["id"]]
 
 
 async def test_a_live_lease_is_left_alone(kit: Any) -> None:
