@@ -9,7 +9,9 @@ from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from threadline.api.deps import ProjectDep, ServicesDep
+from threadline.domain import limits
 from threadline.domain.pages import PageParams
+from threadline.errors import InvalidRequestError
 from threadline.schemas.common import DeletionStatus, ListResponse
 from threadline.schemas.file import UPLOAD_PURPOSES, FileObject
 from threadline.services.files import BlobReader
@@ -57,8 +59,39 @@ async def upload_file(
     purpose: Annotated[str, Form(json_schema_extra={"enum": list(UPLOAD_PURPOSES)})],
     project: ProjectDep,
     services: ServicesDep,
+    anchor: Annotated[str | None, Form(alias="expires_after[anchor]")] = None,
+    seconds: Annotated[str | None, Form(alias="expires_after[seconds]")] = None,
 ) -> Any:
-    return await services.files.upload(project, file.filename or "upload", purpose, file.file)
+    return await services.files.upload(
+        project,
+        file.filename or "upload",
+        purpose,
+        file.file,
+        expires_after_seconds(anchor, seconds),
+    )
+
+
+def expires_after_seconds(anchor: str | None, seconds: str | None) -> int | None:
+    """``expires_after`` as a form sends it (``expires_after[anchor]``,
+    ``expires_after[seconds]``): the seconds after creation, or ``None``."""
+    if anchor is None and seconds is None:
+        return None
+    if anchor != "created_at":
+        raise InvalidRequestError(
+            f"Invalid 'expires_after.anchor': expected 'created_at', got {anchor!r}.",
+            param="expires_after.anchor",
+            code="invalid_value" if anchor is not None else "missing_required_parameter",
+        )
+    low, high = limits.FILE_EXPIRY_SECONDS_MIN, limits.FILE_EXPIRY_SECONDS_MAX
+    text = (seconds or "").strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise InvalidRequestError(
+            f"Invalid 'expires_after.seconds': expected an integer from {low} to {high}, "
+            f"got {seconds!r}.",
+            param="expires_after.seconds",
+            code="invalid_value" if seconds is not None else "missing_required_parameter",
+        )
+    return int(text)
 
 
 @router.get("", response_model=ListResponse[FileObject])
