@@ -23,7 +23,7 @@ from schemathesis.core.result import Err
 from tests.support.fuzz import REJECTED, SHARED, Allowed
 
 MAX_EXAMPLES = 25
-OPERATIONS = 29  # OpenAI's 28 Assistants and Files operations, and resumeRunEvents
+OPERATIONS = 33  # OpenAI's 28 Assistants and Files operations, the 4 Uploads ones, resumeRunEvents
 # The vector store operations are fuzzed for 5xx and response schemas in
 # ``test_vector_stores_fuzz.py``; with every check here they are still to be done.
 LEFT_OUT = "/v1/vector_stores"
@@ -60,6 +60,19 @@ ALLOWED = (
         REJECTED,
         r"^Invalid '.*': no file with id '.*'\.$",
         "A referenced file must exist in the project: state, not shape.",
+    ),
+    Allowed(
+        REJECTED,
+        r"^Missing required parameter: 'expires_after\.(anchor|seconds)'\.$",
+        "A file's `expires_after` needs both its fields; in a form they are two "
+        "separate fields (`expires_after[anchor]`, `expires_after[seconds]`), which the "
+        "document cannot tie together.",
+    ),
+    Allowed(
+        REJECTED,
+        r"^Invalid 'bytes': an upload may be at most \d+ bytes",
+        "An upload's `bytes` above the server's `THREADLINE_MAX_UPLOAD_BYTES`: a "
+        "setting, not shape (OpenAI's service refused uploads over its 8 GB too).",
     ),
 )
 

@@ -99,10 +99,12 @@ class UploadService:
         _check_parts(upload, body.part_ids, stored)
         file_id = new_id("file")
         try:
-            joined = await self.blobs.join(file_id, body.part_ids)
-        except BlobMissingError as missing:  # the upload ended meanwhile
-            raise _ended(upload_id, "complete") from missing
-        try:
+            try:
+                joined = await self.blobs.join(file_id, body.part_ids)
+            except BlobMissingError as missing:  # the upload ended meanwhile
+                async with self.db.read() as conn:
+                    _pending(await store.uploads.get(conn, project, upload_id), "complete")
+                raise _ended(upload_id, "complete") from missing
             if joined.size != upload["bytes"]:  # parts are never changed; defensive
                 raise _size_mismatch(upload["bytes"], joined.size)
             if body.md5 is not None and body.md5.strip().lower() != joined.md5:
