@@ -19,6 +19,7 @@ from threadline.api import (
     runs,
     steps,
     threads,
+    uploads,
     vector_store_files,
     vector_stores,
 )
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(module.router, prefix="/v1")
     app.include_router(vector_store_files.router, prefix="/v1")
     app.include_router(vector_stores.router, prefix="/v1")
+    app.include_router(uploads.router, prefix="/v1")
+    app.include_router(uploads.parts, prefix="/v1")
 
     openapi.install(app)
     site.install(app)

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     """How long a server trusts its copy of the stored keys: a key revoked (or made)
     by another process counts within this many seconds."""
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    expiry_sweep_seconds: float = Field(default=30.0, gt=0)
+    """How often files past ``expires_at`` are deleted and overdue uploads expired."""
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     log_level: str = "info"
     request_head_timeout_seconds: float = Field(default=10.0, gt=0)

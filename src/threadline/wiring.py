@@ -21,6 +21,7 @@ from threadline.retrieval.index import open_index
 from threadline.retrieval.pipeline import Pipeline, RetrievalPipeline
 from threadline.services.assistants import AssistantService
 from threadline.services.catalog import Services
+from threadline.services.expiry import ExpirySweeper
 from threadline.services.files import FileService
 from threadline.services.ingestion import IngestionWorker
 from threadline.services.keys import KeyService
@@ -28,6 +29,7 @@ from threadline.services.messages import MessageService
 from threadline.services.references import References
 from threadline.services.runs import RunService
 from threadline.services.threads import ThreadService
+from threadline.services.uploads import UploadService
 from threadline.services.vector_store_files import VectorStoreFileService
 from threadline.services.vector_stores import VectorStoreService
 from threadline.settings import Settings
@@ -72,6 +74,8 @@ def build_services(
         queue=queue,
     )
     refs.notify_ingestion = ingestion.notify
+    files = FileService(db, blobs, settings.max_upload_bytes)
+    uploads = UploadService(db, blobs, settings.max_upload_bytes)
     return Services(
         settings=settings,
         db=db,
@@ -81,12 +85,14 @@ def build_services(
         assistants=AssistantService(db, refs),
         threads=threads,
         messages=MessageService(db, refs),
-        files=FileService(db, blobs, settings.max_upload_bytes),
+        files=files,
         runs=RunService(db, refs, threads, lifecycle, queue, worker.executor, model, settings),
         worker=worker,
         vector_stores=VectorStoreService(db, refs, pipeline, ingestion),
         vector_store_files=VectorStoreFileService(db, refs, pipeline, ingestion),
         ingestion=ingestion,
+        uploads=uploads,
+        expiry=ExpirySweeper(db, files, uploads),
         code_interpreter=code_interpreter,
     )
 

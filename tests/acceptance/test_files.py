@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
+from tests.support.polling import wait_until
 from tests.support.sdk import bad_request
-from tests.support.servers import KEY_A, Served
+from tests.support.servers import ENGINES, KEY_A, Served, serve
 
 
 def test_upload_retrieve_download(client: openai.OpenAI) -> None:
@@ -132,3 +134,64 @@ def test_delete_during_a_download_leaves_the_download_whole(own_server: Served) 
     with pytest.raises(openai.NotFoundError):
         client.files.content(uploaded.id)
     assert not [p for p in own_server.stored_files() if p.name == uploaded.id]
+
+
+def test_expires_after_sets_expires_at(client: openai.OpenAI) -> None:
+    uploaded = client.files.create(
+        file=("later.txt", b"soon gone"),
+        purpose="assistants",
+        expires_after={"anchor": "created_at", "seconds": 3600},
+    )
+    assert uploaded.expires_at == uploaded.created_at + 3600
+    assert client.files.retrieve(uploaded.id).expires_at == uploaded.expires_at
+    kept = client.files.create(file=("kept.txt", b"stays"), purpose="assistants")
+    assert kept.expires_at is None
+
+
+@pytest.mark.parametrize(
+    ("expires_after", "param"),
+    [
+        ({"anchor": "created_at", "seconds": 3599}, "expires_after.seconds"),
+        ({"anchor": "created_at", "seconds": 2_592_001}, "expires_after.seconds"),
+        ({"anchor": "created_at", "seconds": "soon"}, "expires_after.seconds"),
+        ({"anchor": "created_at"}, "expires_after.seconds"),
+        ({"anchor": "last_active_at", "seconds": 3600}, "expires_after.anchor"),
+        ({"seconds": 3600}, "expires_after.anchor"),
+    ],
+)
+def test_bad_expires_after_is_400(
+    client: openai.OpenAI, expires_after: dict[str, object], param: str
+) -> None:
+    error = bad_request(
+        lambda: client.files.create(
+            file=("x.txt", b"x"),
+            purpose="assistants",
+            expires_after=expires_after,  # type: ignore[arg-type]
+        )
+    )
+    assert error["param"] == param
+    assert error["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_expired_file_is_deleted_with_its_bytes(tmp_path: Path, engine: str) -> None:
+    with serve(engine, tmp_path, expiry_sweep_seconds=0.2) as server:
+        client = server.client()
+        doomed = client.files.create(
+            file=("doomed.txt", b"bytes"),
+            purpose="assistants",
+            expires_after={"anchor": "created_at", "seconds": 3600},
+        )
+        kept = client.files.create(file=("kept.txt", b"kept"), purpose="assistants")
+        assert [p.name for p in server.stored_files()].count(doomed.id) == 1
+        server.set_fields("files", doomed.id, expires_at=doomed.created_at - 1)
+
+        wait_until(
+            "the expired file to be deleted",
+            lambda: server.count("files", id=doomed.id) == 0,
+            timeout=20,
+        )
+        with pytest.raises(openai.NotFoundError):
+            client.files.retrieve(doomed.id)
+        assert doomed.id not in [p.name for p in server.stored_files()]
+        assert client.files.content(kept.id).read() == b"kept"

@@ -13,11 +13,17 @@ from typing_extensions import override
 
 from tests.support.runs import (
     POLL_MS,
+    SSE,
+    WEATHER,
+    check_stream,
     get_json,
+    http,
+    iter_sse,
     message_text,
     run_messages_json,
     scripted_thread,
     steps_json,
+    weather_call,
 )
 from threadline.models.scripted import directive
 
@@ -382,3 +388,82 @@ def test_the_tools_options_shape_the_search(client: openai.OpenAI) -> None:
     assert found["ranking_options"] == {"ranker": "default_2024_08_21", "score_threshold": 0.1}
     assert len(found["results"]) == 1
     assert found["results"][0]["score"] >= 0.1
+
+
+def _step_results(events: list[SSE]) -> list[dict[str, Any]]:
+    """The file_search results of the streamed ``thread.run.step.completed`` events."""
+    return [
+        result
+        for event in events
+        if event.event == "thread.run.step.completed"
+        for call in event.json()["step_details"].get("tool_calls") or []
+        if call["type"] == "file_search"
+        for result in call["file_search"]["results"]
+    ]
+
+
+def _resume(client: openai.OpenAI, thread_id: str, run_id: str, **params: Any) -> list[SSE]:
+    path = f"/threads/{thread_id}/runs/{run_id}/events"
+    with http(client).stream("GET", path, params={"after": 0, **params}) as response:
+        assert response.status_code == 200, response.read()
+        return check_stream(list(iter_sse(response.iter_lines())))
+
+
+def test_a_resumed_stream_carries_content_only_when_asked(client: openai.OpenAI) -> None:
+    store_id, file_id = store_with(client, "notes.md", NOTES)
+    assistant = assistant_over(client, store_id)
+    thread_id = scripted_thread(client, search("high tide"), "Noon.")
+    run = run_to_end(client, assistant, thread_id, include=[CONTENT])
+
+    [asked] = _step_results(_resume(client, thread_id, run.id, **{"include[]": CONTENT}))
+    assert asked["file_id"] == file_id
+    assert asked["content"] == [{"type": "text", "text": NOTES.decode()}]
+    [plain] = _step_results(_resume(client, thread_id, run.id))
+    assert plain["file_id"] == file_id
+    assert "content" not in plain
+    bad = http(client).get(
+        f"/threads/{thread_id}/runs/{run.id}/events", params={"include[]": "nonsense"}
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] is not None
+
+
+def test_submit_tool_outputs_streams_steps_without_content(client: openai.OpenAI) -> None:
+    store_id, file_id = store_with(client, "notes.md", NOTES)
+    assistant = client.beta.assistants.create(
+        model="gpt-4o",
+        tools=[SEARCH, WEATHER],
+        tool_resources={"file_search": {"vector_store_ids": [store_id]}},
+    ).id
+    thread_id = scripted_thread(
+        client, {"tool_calls": [weather_call("Brest")]}, search("high tide"), "Noon."
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread_id,
+        assistant_id=assistant,
+        poll_interval_ms=POLL_MS,
+        include=[CONTENT],
+    )
+    assert run.status == "requires_action"
+    assert run.required_action is not None
+    [call] = run.required_action.submit_tool_outputs.tool_calls
+    path = f"/threads/{thread_id}/runs/{run.id}/submit_tool_outputs"
+    body = {"tool_outputs": [{"tool_call_id": call.id, "output": "rain"}], "stream": True}
+    with http(client).stream("POST", path, json=body, params={"include[]": CONTENT}) as response:
+        assert response.status_code == 200, response.read()
+        events = check_stream(list(iter_sse(response.iter_lines())))
+    assert events[-1].event == "thread.run.completed"
+    [result] = _step_results(events)
+    assert result["file_id"] == file_id
+    assert "content" not in result
+    page, _ = get_json(
+        client, f"/threads/{thread_id}/runs/{run.id}/steps", **{"include[]": CONTENT}
+    )
+    stored = [
+        r
+        for step in page["data"]
+        for c in step["step_details"].get("tool_calls") or []
+        if c["type"] == "file_search"
+        for r in c["file_search"]["results"]
+    ]
+    assert stored[0]["content"] == [{"type": "text", "text": NOTES.decode()}]

@@ -103,6 +103,28 @@ class Served:
 
         return asyncio.run(go())
 
+    def set_fields(self, table: str, object_id: str, **values: object) -> None:
+        """Set fields of a stored object, both its columns and its ``data`` (tests
+        that move an object's times, such as ``expires_at``, into the past)."""
+
+        async def go() -> None:
+            db = Database(self.database_url)
+            try:
+                t = tables.metadata.tables[table]
+                async with db.write() as conn:
+                    data = (
+                        await conn.execute(sa.select(t.c.data).where(t.c.id == object_id))
+                    ).scalar_one()
+                    await conn.execute(
+                        sa.update(t)
+                        .where(t.c.id == object_id)
+                        .values(data={**data, **values}, **values)
+                    )
+            finally:
+                await db.dispose()
+
+        asyncio.run(go())
+
     def stored_files(self) -> list[Path]:
         """Every file under the server's blob directory (uploads, partial or whole)."""
         root = self.data_dir / "files"

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from threadline.retrieval.index.fusion import K, fuse
+from threadline.retrieval.index.fusion import HYBRID_WEIGHTS, K, fuse
 from threadline.retrieval.index.query_terms import MAX_TERMS, fts5_query, query_terms
 
 
@@ -37,6 +37,22 @@ def test_single_ranking_scores_fall_with_rank() -> None:
     assert scores[0] == 1.0
     assert scores == sorted(scores, reverse=True)
     assert scores[2] == pytest.approx((K + 1) / (K + 3))
+
+
+def test_weights_scale_each_rankings_share() -> None:
+    dense, lexical = HYBRID_WEIGHTS
+    fused = dict(fuse([["a", "b"], ["c", "b"]], weights=HYBRID_WEIGHTS))
+    total = dense + lexical
+    assert fused["a"] == pytest.approx(dense / total)  # first in the dense ranking alone
+    assert fused["c"] == pytest.approx(lexical / total)  # first in the lexical one alone
+    assert fused["b"] == pytest.approx((K + 1) / (K + 2))  # second in both
+    # agreement still wins: second in both beats first in one
+    [(first, _), *_] = fuse([["a", "b"], ["c", "b"]], weights=HYBRID_WEIGHTS)
+    assert first == "b"
+    assert dict(fuse([["x"], ["x"]], weights=HYBRID_WEIGHTS))["x"] == 1.0
+    for bad in ([1.0], [1.0, 0.0]):
+        with pytest.raises(ValueError, match="weight"):
+            fuse([["a"], ["b"]], weights=bad)
 
 
 def test_query_terms_are_words_lowercased_distinct_and_bounded() -> None:

@@ -6,6 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from threadline.domain.limits import UPLOAD_PART_MAX_BYTES
 from threadline.errors import RequestTooLargeError
 
 
@@ -23,9 +24,11 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        limit = (
-            self.max_upload + 64 * 1024 if path.rstrip("/").endswith("/files") else self.max_body
-        )
+        limit = self.max_body
+        if path.rstrip("/").endswith("/files"):
+            limit = self.max_upload + 64 * 1024
+        elif path.startswith("/v1/uploads/") and path.rstrip("/").endswith("/parts"):
+            limit = max(self.max_body, UPLOAD_PART_MAX_BYTES + 64 * 1024)
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(send, limit)

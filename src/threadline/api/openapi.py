@@ -45,6 +45,10 @@ OPERATION_IDS = {
     ("delete", "/files/{file_id}"): "deleteFile",
     ("get", "/files/{file_id}"): "retrieveFile",
     ("get", "/files/{file_id}/content"): "downloadFile",
+    ("post", "/uploads"): "createUpload",
+    ("post", "/uploads/{upload_id}/parts"): "addUploadPart",
+    ("post", "/uploads/{upload_id}/complete"): "completeUpload",
+    ("post", "/uploads/{upload_id}/cancel"): "cancelUpload",
     ("get", "/vector_stores"): "listVectorStores",
     ("post", "/vector_stores"): "createVectorStore",
     ("get", "/vector_stores/{vector_store_id}"): "getVectorStore",
@@ -176,7 +180,7 @@ def _operation(path: str, method: str, operation: dict[str, Any]) -> None:
         for p in operation.get("parameters", [])
         if not (p["in"] == "header" and p["name"].lower() == "authorization")
     ]
-    if not path.startswith("/files"):
+    if not path.startswith(("/files", "/uploads")):
         parameters.append(_OPENAI_BETA)
     operation["parameters"] = parameters
     responses: dict[str, Any] = operation["responses"]

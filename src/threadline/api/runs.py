@@ -86,6 +86,8 @@ async def submit_tool_outputs(
     project: ProjectDep,
     services: ServicesDep,
 ) -> Any:
+    # The spec gives this operation no `include[]`: its stream's steps never carry
+    # file_search results' content (run create's `include[]` is for its own stream).
     after = await services.bus.last_seq(run_id)
     run = await services.runs.submit_tool_outputs(project, thread_id, run_id, body)
     return run_stream(services.bus, run_id, after) if body.stream else run
@@ -99,11 +101,13 @@ async def resume_stream(
     services: ServicesDep,
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int | None, Query(ge=0)] = None,
+    include: Include = None,
 ) -> Any:
     """Not in OpenAI's API: the run's event stream from after ``Last-Event-ID``
     (or ``?after=N``); 0 replays from the start. A cursor past the run's last event
     reads as "seen it all": the stream sends what comes next and ends when the run
-    pauses or ends, like any other."""
+    pauses or ends, like any other. ``include[]`` as on run create: a resumed
+    stream's steps carry their file_search results' content only when asked."""
     # The newest event is read before the run: a run that ends after this read
     # tells it with an event past `last`, which the subscription below receives.
     last = await services.bus.last_seq(run_id)
@@ -113,8 +117,8 @@ async def resume_stream(
     if last <= cursor and (status.is_terminal or status == RunStatus.REQUIRES_ACTION):
         # Seen to the end: nothing but `done`; a buffer that is gone: the stored run.
         lead = [] if 0 < last <= cursor else snapshot_events(cursor + 1, run)
-        return run_stream(services.bus, run_id, cursor, lead)
-    return run_stream(services.bus, run_id, min(cursor, last))
+        return run_stream(services.bus, run_id, cursor, lead, include)
+    return run_stream(services.bus, run_id, min(cursor, last), include=include)
 
 
 def _event_id(raw: str | None) -> int:

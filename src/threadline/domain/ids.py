@@ -14,6 +14,8 @@ PREFIXES: dict[str, str] = {
     "run": "run_",
     "step": "step_",
     "file": "file-",
+    "upload": "upload_",
+    "upload_part": "part_",
     "vector_store": "vs_",
     "vector_store_file_batch": "vsfb_",
     "tool_call": "call_",

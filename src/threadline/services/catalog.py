@@ -13,12 +13,14 @@ from threadline.engine.worker import RunWorker
 from threadline.errors import NotReadyError
 from threadline.models.base import ModelBackend
 from threadline.services.assistants import AssistantService
+from threadline.services.expiry import ExpirySweeper
 from threadline.services.files import FileService
 from threadline.services.ingestion import IngestionWorker
 from threadline.services.keys import KeyService
 from threadline.services.messages import MessageService
 from threadline.services.runs import RunService
 from threadline.services.threads import ThreadService
+from threadline.services.uploads import UploadService
 from threadline.services.vector_store_files import VectorStoreFileService
 from threadline.services.vector_stores import VectorStoreService
 from threadline.settings import Settings
@@ -44,6 +46,8 @@ class Services:
     vector_stores: VectorStoreService
     vector_store_files: VectorStoreFileService
     ingestion: IngestionWorker
+    uploads: UploadService
+    expiry: ExpirySweeper
     code_interpreter: CodeInterpreter | None = None
     _warming: asyncio.Task[None] | None = None
 
@@ -60,6 +64,7 @@ class Services:
         if self.settings.worker:
             await self.worker.start()
             await self.ingestion.start()
+            self.expiry.start(self.settings.expiry_sweep_seconds)
             if self.code_interpreter is not None:
                 # Chosen in the background (the log says which, or why none):
                 # the first run that needs it waits.
@@ -92,6 +97,7 @@ class Services:
     async def aclose(self) -> None:
         if self._warming is not None:
             self._warming.cancel()
+        await self.expiry.stop()
         await self.ingestion.stop()
         await self.worker.stop(self.settings.worker_grace_seconds)
         if self.code_interpreter is not None:

@@ -1,6 +1,7 @@
 """Files: upload, retrieve, list, delete, download. Bytes go to a ``BlobStore``;
 the row is written only after the bytes are safely stored, and a failed insert
-removes them again."""
+removes them again. A file given ``expires_after`` carries ``expires_at`` and is
+deleted, row and bytes, once past it (``services.expiry``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,37 @@ repo = objects.files
 MAX_FILENAME_CHARS = 512
 
 
+def clean_filename(filename: str, param: str = "file") -> str:
+    """The name a file is shown with: its last path segment, without NULs."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].replace("\x00", "").strip()
+    name = name or "upload"
+    if len(name) > MAX_FILENAME_CHARS:
+        raise InvalidRequestError(
+            f"The file name may be at most {MAX_FILENAME_CHARS} characters.",
+            param=param,
+            code="invalid_value",
+        )
+    return name
+
+
+def file_data(
+    file_id: str, filename: str, purpose: str, size: int, expires_after: int | None
+) -> dict[str, Any]:
+    """A new File's wire form (``expires_after``: seconds after its creation)."""
+    created = now()
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": created,
+        "expires_at": None if expires_after is None else created + expires_after,
+        "filename": filename,
+        "purpose": purpose,
+        "status": "processed",
+        "status_details": None,
+    }
+
+
 class FileService:
     def __init__(self, db: Database, blobs: BlobStore, max_bytes: int) -> None:
         self.db = db
@@ -27,7 +59,12 @@ class FileService:
         self.max_bytes = max_bytes
 
     async def upload(
-        self, project: str, filename: str, purpose: str, source: BinaryIO
+        self,
+        project: str,
+        filename: str,
+        purpose: str,
+        source: BinaryIO,
+        expires_after: int | None = None,
     ) -> dict[str, Any]:
         if purpose not in UPLOAD_PURPOSES:
             raise InvalidRequestError(
@@ -37,30 +74,15 @@ class FileService:
                 param="purpose",
                 code="invalid_value",
             )
-        name = filename.replace("\\", "/").rsplit("/", 1)[-1].replace("\x00", "").strip()
-        name = name or "upload"
-        if len(name) > MAX_FILENAME_CHARS:
-            raise InvalidRequestError(
-                f"The file name may be at most {MAX_FILENAME_CHARS} characters.",
-                param="file",
-                code="invalid_value",
-            )
+        name = clean_filename(filename)
         file_id = new_id("file")
         size = await self.blobs.put(file_id, source, self.max_bytes)
-        data: dict[str, Any] = {
-            "id": file_id,
-            "object": "file",
-            "bytes": size,
-            "created_at": now(),
-            "expires_at": None,
-            "filename": name,
-            "purpose": purpose,
-            "status": "processed",
-            "status_details": None,
-        }
+        data = file_data(file_id, name, purpose, size, expires_after)
         try:
             async with self.db.write() as conn:
-                await repo.insert(conn, project, data, purpose=purpose)
+                await repo.insert(
+                    conn, project, data, purpose=purpose, expires_at=data["expires_at"]
+                )
         except BaseException:
             await self.blobs.delete(file_id)
             raise

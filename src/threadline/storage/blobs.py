@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,6 +20,14 @@ CHUNK = 1024 * 1024
 
 class BlobMissingError(LookupError):
     """No bytes are stored under the key (never stored, or deleted)."""
+
+
+@dataclass(frozen=True)
+class Joined:
+    """What ``BlobStore.join`` stored: its size and the MD5 of its bytes (hex)."""
+
+    size: int
+    md5: str
 
 
 class BlobReader(ABC):
@@ -39,6 +49,12 @@ class BlobStore(ABC):
     async def put(self, key: str, source: BinaryIO, max_bytes: int) -> int:
         """Store ``source`` under ``key``; return its size. Over ``max_bytes``: raise
         ``RequestTooLargeError`` and keep nothing."""
+
+    @abstractmethod
+    async def join(self, key: str, sources: Sequence[str]) -> Joined:
+        """Store under ``key`` the bytes of the blobs ``sources``, one after the
+        other, streamed (never whole in memory); the new blob appears whole or not at
+        all. ``BlobMissingError`` when a source is missing (then nothing is kept)."""
 
     @abstractmethod
     async def open(self, key: str) -> BlobReader:
@@ -89,6 +105,34 @@ class LocalBlobStore(BlobStore):
         finally:
             partial.unlink(missing_ok=True)
         return size
+
+    async def join(self, key: str, sources: Sequence[str]) -> Joined:
+        return await asyncio.to_thread(self._join, key, list(sources))
+
+    def _join(self, key: str, sources: list[str]) -> Joined:
+        path = self.local_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        digest = hashlib.md5(usedforsecurity=False)
+        size = 0
+        try:
+            with partial.open("wb") as out:
+                for source in sources:
+                    try:
+                        handle = self.local_path(source).open("rb")
+                    except FileNotFoundError:
+                        raise BlobMissingError(source) from None
+                    with handle:
+                        while chunk := handle.read(CHUNK):
+                            digest.update(chunk)
+                            size += len(chunk)
+                            out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return Joined(size, digest.hexdigest())
 
     async def open(self, key: str) -> BlobReader:
         # The handle holds the file: a delete unlinks the name, the bytes stay until

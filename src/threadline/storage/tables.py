@@ -88,8 +88,43 @@ files = sa.Table(
     sa.Column("project_id", sa.String(128), nullable=False),
     sa.Column("purpose", sa.String(64), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
     sa.Column("data", Json, nullable=False),
     sa.Index("ix_files_project_seq", "project_id", "seq"),
+    sa.Index("ix_files_expires_at", "expires_at"),
+)
+
+# A file sent in parts: each part's bytes are a blob under the part's id until the
+# upload is completed (then joined into the File's blob), cancelled or expired.
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_uploads_status_expires_at", "status", "expires_at"),
+)
+
+upload_parts = sa.Table(
+    "upload_parts",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(128), nullable=False),
+    sa.Column(
+        "upload_id",
+        sa.String(64),
+        sa.ForeignKey("uploads.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_upload_parts_upload", "upload_id"),
 )
 
 runs = sa.Table(

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.retrieval.errors import EmbeddingMismatch
 from threadline.retrieval.filters import Filter, matches
-from threadline.retrieval.index.fusion import fuse
+from threadline.retrieval.index.fusion import HYBRID_WEIGHTS, fuse
 from threadline.retrieval.index.model import (
     MAX_RESULTS,
     AttributeValue,
@@ -189,9 +189,12 @@ class SqlChunkIndex:
             if not allowed:
                 return []
             rankings = await self._rankings(conn, entries, query, query_vector, allowed, mode)
-            fused = [(seq, score) for seq, score in fuse(rankings) if score >= score_threshold][
-                :max_results
-            ]
+            weights = HYBRID_WEIGHTS if len(rankings) == 2 else None
+            fused = [
+                (seq, score)
+                for seq, score in fuse(rankings, weights=weights)
+                if score >= score_threshold
+            ][:max_results]
             if not fused:
                 return []
             rows = await conn.execute(
