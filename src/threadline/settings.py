@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     request_body_timeout_seconds: float = Field(default=30.0, gt=0)
     """The longest wait between two pieces of a request body before the connection
     is closed."""
+    http_keep_alive_seconds: int = Field(default=75, ge=1)
+    """How long an idle keep-alive connection stays open. Longer than clients' pools
+    keep one (httpx, and so the OpenAI SDKs: 5 s; aiohttp: 15 s) and than a load
+    balancer's idle timeout, so that the client side always closes first: a close
+    from this side races the client's next request on the connection."""
 
     # --- runs -------------------------------------------------------------------
     run_expires_seconds: int = Field(default=600, ge=1)
