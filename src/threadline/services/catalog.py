@@ -99,4 +99,5 @@ class Services:
         await self.worker.queue.aclose()
         await self.backend.aclose()
         await self.bus.aclose()
+        await self.files.blobs.aclose()
         await self.db.dispose()
