@@ -64,8 +64,9 @@ def wait_http(url: str, procs: list[subprocess.Popen[bytes]], log: Path) -> None
 @contextmanager
 def processes(
     data_dir: Path, token_delay: float, runs: int, env: dict[str, str]
-) -> Iterator[tuple[str, int]]:
-    """The fake model and ``threadline serve``; yields the ``/v1`` URL and the pid."""
+) -> Iterator[tuple[str, int, int]]:
+    """The fake model and ``threadline serve``; yields the ``/v1`` URL, the server's
+    pid and the model's."""
     model_port, port = free_port(), free_port()
     log_path = data_dir / "server.log"
     log = log_path.open("wb")
@@ -96,7 +97,7 @@ def processes(
     try:
         wait_http(f"http://127.0.0.1:{model_port}/v1/models", procs, log_path)
         wait_http(f"http://127.0.0.1:{port}/healthz", procs, log_path)
-        yield f"http://127.0.0.1:{port}/v1", server.pid
+        yield f"http://127.0.0.1:{port}/v1", server.pid, model.pid
     finally:
         for proc in procs:
             proc.terminate()
@@ -172,7 +173,7 @@ async def check_stored(sdk: openai.AsyncOpenAI, outcome: Outcome) -> collections
     return found
 
 
-async def measure(url: str, pid: int, runs: int) -> None:
+async def measure(url: str, pid: int, model_pid: int, runs: int) -> None:
     sdk = openai.AsyncOpenAI(base_url=url, api_key=KEY, max_retries=0, timeout=120)
     peak = rss_mb(pid)
     done = asyncio.Event()
@@ -190,9 +191,11 @@ async def measure(url: str, pid: int, runs: int) -> None:
         sampler = asyncio.create_task(sample())
         started = time.perf_counter()
         server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
+        model_cpu = cpu_seconds(model_pid)
         await asyncio.gather(*(one_client(sdk, assistant.id, outcome) for _ in range(runs)))
         elapsed = time.perf_counter() - started
         server_cpu, client_cpu = cpu_seconds(pid) - server_cpu, time.process_time() - client_cpu
+        model_cpu = cpu_seconds(model_pid) - model_cpu
         done.set()
         await sampler
         stored = await check_stored(sdk, outcome)
@@ -206,7 +209,8 @@ async def measure(url: str, pid: int, runs: int) -> None:
     )
     print(
         f"  CPU: server {server_cpu:.1f} s ({server_cpu / runs * 1000:.1f} ms a run),"
-        f" this client {client_cpu:.1f} s (all on {os.cpu_count()} CPUs)"
+        f" this client {client_cpu:.1f} s, the fake model {model_cpu:.1f} s"
+        f" (all on {os.cpu_count()} CPUs)"
     )
     print(f"  streams ended thread.run.completed: {outcome.completed}")
     for name, count in outcome.ended_otherwise.items():
@@ -245,14 +249,14 @@ def main() -> int:
         env["THREADLINE_DATABASE_URL"] = args.database_url
     with (
         tempfile.TemporaryDirectory(prefix="threadline-load-") as tmp,
-        processes(Path(tmp), args.token_delay, args.runs, env) as (url, pid),
+        processes(Path(tmp), args.token_delay, args.runs, env) as (url, pid, model_pid),
     ):
         print(
             f"threadline load benchmark: {'PostgreSQL' if args.database_url else 'SQLite'},"
             f" one API process, fake model with {args.token_delay} s between chunks,"
             f" {os.cpu_count()} CPUs, settings {env or 'default'}"
         )
-        asyncio.run(measure(url, pid, args.runs))
+        asyncio.run(measure(url, pid, model_pid, args.runs))
     return 0
 
 
