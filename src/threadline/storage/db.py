@@ -67,7 +67,11 @@ class Database:
             if self.fast_path and database and database != ":memory:" and "?" not in self.url:
                 kwargs["async_creator"] = inline.connector(database, timeout=30)
         else:
-            kwargs.update(pool_size=10, max_overflow=20)
+            # Up to 30 connections, each kept once opened: SQLAlchemy closes an
+            # "overflow" connection as soon as it is checked in, so a pool of 10 with
+            # 20 overflow opened and closed a connection (a TCP handshake, an SSL
+            # probe, a backend process forked) for each transaction past the tenth.
+            kwargs.update(pool_size=30, max_overflow=0)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         # The same pool, its connections marked as writers from the start (setting
         # the option on each connection costs a call into the dialect each time).
