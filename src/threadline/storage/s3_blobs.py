@@ -18,6 +18,7 @@ hold a thread for each open download.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -128,7 +129,8 @@ class S3BlobStore(BlobStore):
             )
         except BaseException:
             abort = s3.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
-            await asyncio.shield(abort)
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                await asyncio.shield(abort)
             raise
         return size
 
