@@ -18,6 +18,11 @@ it cannot parse with a ``400 text/plain``. ``GuardedHttpTools`` adds:
 
 A connection past a deadline is closed; the app, if it was reading the body, sees
 the client as gone.
+
+An idle keep-alive connection is closed after ``THREADLINE_HTTP_KEEP_ALIVE_SECONDS``,
+well after clients' pools give it up (uvicorn's 5 s was httpx's own expiry: a
+client that reused a connection at that moment sent its request into the close and
+got a ``ReadError``).
 """
 
 from __future__ import annotations
@@ -189,6 +194,6 @@ def config(app: Any, settings: Settings, host: str, port: int, **options: Any) -
         port=port,
         http=protocol_for(settings),
         ws="none",
-        timeout_keep_alive=5,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
         **options,
     )

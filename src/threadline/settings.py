@@ -16,6 +16,7 @@ ModelBackendName = Literal["local", "openai", "scripted"]
 EmbedderName = Literal["local", "openai", "hash"]
 QueueName = Literal["inprocess", "procrastinate"]
 SandboxChoice = Literal["auto", "gvisor", "bwrap", "off"]
+BlobStoreName = Literal["local", "s3"]
 
 
 class Settings(BaseSettings):
@@ -45,6 +46,24 @@ class Settings(BaseSettings):
     request_body_timeout_seconds: float = Field(default=30.0, gt=0)
     """The longest wait between two pieces of a request body before the connection
     is closed."""
+    http_keep_alive_seconds: int = Field(default=75, ge=1)
+    """How long an idle keep-alive connection stays open. Longer than clients' pools
+    keep one (httpx, and so the OpenAI SDKs: 5 s; aiohttp: 15 s) and than a load
+    balancer's idle timeout, so that the client side always closes first: a close
+    from this side races the client's next request on the connection."""
+
+    # --- file bytes -------------------------------------------------------------
+    blob_store: BlobStoreName = "local"
+    """Where uploads' bytes live: ``local`` (``<data_dir>/files``) or ``s3`` (an
+    S3-compatible object store every process reads)."""
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    """Default: AWS's own endpoint for ``s3_region``; set it for MinIO, Ceph, R2…"""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    """With the secret: these keys; without: botocore's chain (``AWS_*``, profile, role)."""
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = "threadline/files/"
 
     # --- runs -------------------------------------------------------------------
     run_expires_seconds: int = Field(default=600, ge=1)
@@ -144,6 +163,8 @@ class Settings(BaseSettings):
             ("postgresql", "postgres:")
         ):
             raise ValueError("THREADLINE_QUEUE=procrastinate needs a PostgreSQL database")
+        if self.blob_store == "s3" and not self.s3_bucket:
+            raise ValueError("THREADLINE_BLOB_STORE=s3 needs THREADLINE_S3_BUCKET")
         return self
 
     @property

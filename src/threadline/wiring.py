@@ -33,7 +33,7 @@ from threadline.services.uploads import UploadService
 from threadline.services.vector_store_files import VectorStoreFileService
 from threadline.services.vector_stores import VectorStoreService
 from threadline.settings import Settings
-from threadline.storage.blobs import LocalBlobStore
+from threadline.storage.blobs import BlobStore, LocalBlobStore
 from threadline.storage.db import Database, normalise_url
 
 
@@ -52,7 +52,7 @@ def build_services(
     model backend the settings name, ``pipeline`` the ingestion and search pipeline)."""
     db = Database(settings.resolved_database_url, fast_path=settings.sqlite_fast_path)
     refs = References()
-    blobs = LocalBlobStore(settings.files_dir)
+    blobs = build_blobs(settings)
     bus = build_bus(settings)
     lifecycle = Lifecycle(db, bus)
     queue = build_queue(settings)
@@ -95,6 +95,24 @@ def build_services(
         expiry=ExpirySweeper(db, files, uploads),
         code_interpreter=code_interpreter,
     )
+
+
+def build_blobs(settings: Settings) -> BlobStore:
+    """File bytes: in an S3-compatible store when ``blob_store`` is ``s3``, else under
+    the data directory."""
+    if settings.blob_store == "s3":
+        from threadline.storage.s3_blobs import S3BlobStore
+
+        assert settings.s3_bucket is not None  # Settings checks it
+        return S3BlobStore(
+            settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+        )
+    return LocalBlobStore(settings.files_dir)
 
 
 def build_bus(settings: Settings) -> EventBus:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import openai
 import pytest
+from openai._constants import DEFAULT_CONNECTION_LIMITS
 
 from threadline.settings import Settings
 from threadline.testing import serve_in_thread
@@ -156,4 +157,22 @@ def test_a_body_that_keeps_coming_is_not_cut_off(server: str) -> None:
             time.sleep(BODY_TIMEOUT / 3)
             sock.sendall(piece)
         assert len(pieces) * BODY_TIMEOUT / 3 > BODY_TIMEOUT
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_an_idle_connection_outlives_the_sdks_pool(server: str) -> None:
+    # The official SDK keeps an idle connection for httpx's keep-alive expiry and
+    # then reuses it. Were the server to close it first, a request sent at that
+    # moment would meet the close: ``APIConnectionError`` from ``ReadError('')``.
+    expiry = DEFAULT_CONNECTION_LIMITS.keepalive_expiry
+    assert expiry is not None
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with _connect(server) as sock:
+        sock.sendall(request)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        sock.settimeout(expiry + 0.5)  # idle as long as the pool would keep it, and more
+        with pytest.raises(TimeoutError):
+            sock.recv(1)  # b"" had the server closed it
+        sock.settimeout(5)
+        sock.sendall(request)
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")

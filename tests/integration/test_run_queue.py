@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -196,5 +197,51 @@ async def test_the_runs_of_a_worker_whose_heartbeat_stopped_are_named_once(pg_ur
     finally:
         recorder.gate("run_s").set()
         for queue in (dead, sweeper):
+            await queue.stop(0.5)
+            await queue.aclose()
+
+
+async def test_a_run_enqueued_while_the_worker_fetches_is_not_left_for_the_poll(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job deferred (and notified) while the worker's fetch is on its way, too late
+    for that fetch to see it, starts at once, not at the next poll (5 s)."""
+    url = normalise_url(pg_url)
+    worker = ProcrastinateQueue(url, concurrency=4)
+    api = ProcrastinateQueue(url, concurrency=4)
+    await worker.migrate()
+    await _empty(url)
+    recorder = Recorder()
+    manager = worker.app.job_manager
+    fetch = manager.fetch_job
+    fetched: list[object] = []
+    deferred_at: list[float] = []
+
+    async def fetch_then_defer(**kwargs: Any) -> Any:
+        job = await fetch(**kwargs)
+        if job is None and fetched and not deferred_at:
+            # The empty fetch after run_warm's: run_late goes in while it is on its way.
+            await api.enqueue("run_late")
+            deferred_at.append(time.monotonic())
+            flag = worker._jobs._new_job_event  # type: ignore[union-attr]
+            for _ in range(200):  # until the notification has reached the worker
+                if flag.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            assert flag.is_set()
+        fetched.append(job)
+        return job
+
+    monkeypatch.setattr(manager, "fetch_job", fetch_then_defer)
+    try:
+        await api.open()
+        await worker.start(recorder.execute)
+        await api.enqueue("run_warm")
+        await recorder.until(lambda: "run_late" in recorder.started, within=10)
+        assert time.monotonic() - deferred_at[0] < 2.5
+    finally:
+        for run_id in ("run_warm", "run_late"):
+            recorder.gate(run_id).set()
+        for queue in (worker, api):
             await queue.stop(0.5)
             await queue.aclose()

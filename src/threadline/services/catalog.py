@@ -105,4 +105,5 @@ class Services:
         await self.worker.queue.aclose()
         await self.backend.aclose()
         await self.bus.aclose()
+        await self.files.blobs.aclose()
         await self.db.dispose()

@@ -1,5 +1,6 @@
-"""Where file bytes live. ``BlobStore`` is the seam for an object store later;
-``LocalBlobStore`` keeps them on disk under the data directory."""
+"""Where file bytes live: ``BlobStore``, the seam; ``LocalBlobStore`` keeps them on
+disk under the data directory (one machine), ``storage.s3_blobs.S3BlobStore`` in an
+S3-compatible object store (every machine of a cluster)."""
 
 from __future__ import annotations
 
@@ -66,9 +67,9 @@ class BlobStore(ABC):
         """Remove ``key``; a missing key is not an error, and readers already open
         still get every byte."""
 
-    @abstractmethod
-    def local_path(self, key: str) -> Path:
-        """A path on this machine with the bytes (for tools that need a file)."""
+    async def aclose(self) -> None:
+        """Release connections (the store is not used afterwards)."""
+        return None
 
 
 class LocalBlobStore(BlobStore):

@@ -9,6 +9,7 @@ it reads through a ``Repository`` (see ``in_write``) for the same guarantee.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,13 +20,17 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from threadline.storage.sqlite_fast import inline
 from threadline.storage.sqlite_fast.held import Held, WriterTurn, of_this_loop
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _WRITE = "threadline_write"
+PING_AFTER_IDLE_SECONDS = 1.0
+"""A PostgreSQL connection idle in the pool longer than this is pinged before use."""
 _T = TypeVar("_T")
 
 
@@ -62,7 +67,11 @@ class Database:
             if self.fast_path and database and database != ":memory:" and "?" not in self.url:
                 kwargs["async_creator"] = inline.connector(database, timeout=30)
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # Up to 30 connections, each kept once opened: SQLAlchemy closes an
+            # "overflow" connection as soon as it is checked in, so a pool of 10 with
+            # 20 overflow opened and closed a connection (a TCP handshake, an SSL
+            # probe, a backend process forked) for each transaction past the tenth.
+            kwargs.update(pool_size=30, max_overflow=0)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         # The same pool, its connections marked as writers from the start (setting
         # the option on each connection costs a call into the dialect each time).
@@ -75,6 +84,32 @@ class Database:
         )
         if self.is_sqlite:
             self._prepare_sqlite()
+        else:
+            self._prepare_postgres()
+
+    def _prepare_postgres(self) -> None:
+        # A connection that sat in the pool may have been closed by the server (a
+        # restart, an idle timeout): such a one is pinged before it is handed out,
+        # and replaced if the ping fails. Not every one, as ``pool_pre_ping`` does:
+        # on asyncpg a ping is three round trips (BEGIN, ``;``, ROLLBACK) before each
+        # transaction, more than most of the transactions themselves.
+        sync_engine = self.engine.sync_engine
+
+        @event.listens_for(sync_engine, "checkin")
+        def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            record.info["idle_since"] = time.monotonic()
+
+        @event.listens_for(sync_engine, "checkout")
+        def _on_checkout(
+            dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+        ) -> None:
+            since = record.info.get("idle_since")
+            if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+                return  # new, or in use a moment ago
+            try:
+                dbapi_connection.ping()
+            except Exception as exc:
+                raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc
 
     def _prepare_sqlite(self) -> None:
         sync_engine = self.engine.sync_engine
