@@ -104,6 +104,23 @@ def test_over_the_limit_keeps_nothing(on_s3: tuple[Served, Bucket]) -> None:
     assert served.count("files") == rows
 
 
+def test_an_upload_in_parts_is_joined_in_the_bucket(on_s3: tuple[Served, Bucket]) -> None:
+    served, bucket = on_s3
+    client = served.client()
+    pieces = [os.urandom(PART_BYTES + 100), os.urandom(PART_BYTES // 2), os.urandom(777)]
+    content = b"".join(pieces)
+    upload = client.uploads.create(
+        bytes=len(content), filename="joined.bin", mime_type="text/plain", purpose="assistants"
+    )
+    parts = [client.uploads.parts.create(upload.id, data=piece) for piece in pieces]
+    done = client.uploads.complete(upload.id, part_ids=[part.id for part in parts])
+    assert done.status == "completed"
+    assert done.file is not None
+    assert client.files.content(done.file.id).read() == content
+    assert bucket.read(bucket.prefix + done.file.id) == content
+    assert bucket.unfinished_uploads() == []
+
+
 def test_delete_during_a_download_leaves_the_download_whole(
     on_s3: tuple[Served, Bucket],
 ) -> None:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import hashlib
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -28,7 +29,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 from threadline.errors import RequestTooLargeError
-from threadline.storage.blobs import CHUNK, BlobMissingError, BlobReader, BlobStore
+from threadline.storage.blobs import CHUNK, BlobMissingError, BlobReader, BlobStore, Joined
 
 if TYPE_CHECKING:
     from aiobotocore.response import StreamingBody
@@ -98,10 +99,35 @@ class S3BlobStore(BlobStore):
         return self._client
 
     async def put(self, key: str, source: BinaryIO, max_bytes: int) -> int:
-        name = self.object_key(key)
+        async def blocks() -> AsyncIterator[bytes]:
+            while chunk := await asyncio.to_thread(source.read, PART_BYTES):
+                yield chunk
+
+        return await self._store(self.object_key(key), blocks(), max_bytes)
+
+    async def join(self, key: str, sources: Sequence[str]) -> Joined:
+        digest = hashlib.md5(usedforsecurity=False)
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for source in sources:
+                reader = await self.open(source)
+                try:
+                    async for chunk in reader.chunks():
+                        digest.update(chunk)
+                        yield chunk
+                finally:
+                    await reader.aclose()
+
+        size = await self._store(self.object_key(key), _blocks_of(pieces()), None)
+        return Joined(size=size, md5=digest.hexdigest())
+
+    async def _store(self, name: str, blocks: AsyncIterator[bytes], max_bytes: int | None) -> int:
+        """Store the ``PART_BYTES`` blocks (the last may be shorter) under ``name``:
+        one ``PutObject`` for a single short block, else a multipart upload that is
+        aborted if anything fails, so that the object appears whole or not at all."""
         s3 = await self._s3()
-        chunk = await asyncio.to_thread(source.read, PART_BYTES)
-        if len(chunk) > max_bytes:
+        chunk = await anext(blocks, b"")
+        if max_bytes is not None and len(chunk) > max_bytes:
             raise _too_large(max_bytes)
         if len(chunk) < PART_BYTES:
             await s3.put_object(Bucket=self.bucket, Key=name, Body=chunk)
@@ -113,14 +139,14 @@ class S3BlobStore(BlobStore):
         try:
             while chunk:
                 size += len(chunk)
-                if size > max_bytes:
+                if max_bytes is not None and size > max_bytes:
                     raise _too_large(max_bytes)
                 number = len(parts) + 1
                 done = await s3.upload_part(
                     Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number, Body=chunk
                 )
                 parts.append({"ETag": done["ETag"], "PartNumber": number})
-                chunk = await asyncio.to_thread(source.read, PART_BYTES)
+                chunk = await anext(blocks, b"")
             await s3.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=name,
@@ -152,6 +178,18 @@ class S3BlobStore(BlobStore):
         if self._stack is not None:
             stack, self._stack, self._client = self._stack, None, None
             await stack.aclose()
+
+
+async def _blocks_of(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``pieces`` regrouped into blocks of ``PART_BYTES`` (the last may be shorter)."""
+    block = bytearray()
+    async for piece in pieces:
+        block += piece
+        while len(block) >= PART_BYTES:
+            yield bytes(block[:PART_BYTES])
+            del block[:PART_BYTES]
+    if block:
+        yield bytes(block)
 
 
 class _S3Reader(BlobReader):
