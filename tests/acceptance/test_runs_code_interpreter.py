@@ -212,9 +212,11 @@ def test_tool_choice_forces_code_interpreter(client: openai.OpenAI) -> None:
 def short_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    """A server whose executions stop after 3 s."""
+    """A server whose executions stop after 3 s, its sessions at 400 MiB each."""
     data_dir = tmp_path_factory.mktemp(f"short-{request.param}")
-    with serve(request.param, data_dir, sandbox_timeout_seconds=3.0) as served:
+    with serve(
+        request.param, data_dir, sandbox_timeout_seconds=3.0, sandbox_session_memory_mb=400
+    ) as served:
         yield served
 
 
@@ -233,6 +235,38 @@ def test_the_server_answers_while_a_session_loops(short_server: Served) -> None:
     assert slowest < 1.0
     assert "TimeoutError" in logs_of(the_call(client, thread_id, run.id))
     # The next execution works in a fresh session.
+    say(client, thread_id, run_code("print('back')"), "Back.")
+    again = finished(client, ci, thread_id)
+    assert logs_of(the_call(client, thread_id, again.id)) == "back\n"
+
+
+def test_a_session_over_its_memory_is_stopped_as_a_whole(short_server: Served) -> None:
+    client = short_server.client()
+    ci = assistant(client)
+    # three children of 160 MiB: each far under a process's 1 GiB, together over 400 MiB
+    code = (
+        "import os, time\n"
+        "children = []\n"
+        "for _ in range(3):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        hold = b'x' * (160 * 1024 * 1024)\n"
+        "        time.sleep(2)\n"
+        "        os._exit(0)\n"
+        "    children.append(pid)\n"
+        "print([os.waitpid(pid, 0)[1] for pid in children])\n"
+    )
+    thread_id = scripted_thread(client, run_code(code), "Contained.")
+    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=ci)
+    slowest = 0.0
+    deadline = time.monotonic() + 60
+    while run.status not in ("completed", "failed") and time.monotonic() < deadline:
+        started = time.monotonic()
+        run = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
+        slowest = max(slowest, time.monotonic() - started)
+    assert run.status == "completed", run.last_error
+    assert slowest < 1.0
+    assert "out of memory" in logs_of(the_call(client, thread_id, run.id))
     say(client, thread_id, run_code("print('back')"), "Back.")
     again = finished(client, ci, thread_id)
     assert logs_of(the_call(client, thread_id, again.id)) == "back\n"
