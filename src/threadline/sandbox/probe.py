@@ -87,12 +87,14 @@ async def choose_sandbox(choice: SandboxChoice, launch: Launch) -> Sandbox:
     )
 
 
-async def create_pool(settings: Settings) -> SessionPool:
-    """The session pool the settings describe, in the strongest sandbox that works."""
+async def create_pool(settings: Settings, sandbox: Sandbox | None = None) -> SessionPool:
+    """The session pool the settings describe, in the strongest sandbox that works
+    (or in ``sandbox``, already known to work here: no probe)."""
     if settings.sandbox == "off":
         raise SandboxUnavailable("code_interpreter is turned off (THREADLINE_SANDBOX=off)")
     launch = launch_from_settings(settings)
-    sandbox = await choose_sandbox(settings.sandbox, launch)
+    if sandbox is None:
+        sandbox = await choose_sandbox(settings.sandbox, launch)
     guard = await asyncio.to_thread(choose_memory_guard, launch.limits.session_memory_mb * MIB)
     logger.info("code_interpreter sessions' memory: %s", guard.describe())
     return SessionPool(
