@@ -142,6 +142,39 @@ def test_a_written_file_is_downloadable_and_annotated(client: openai.OpenAI) -> 
     assert client.files.content(file_id).content == b"a,b\n1,2\n"
 
 
+def test_file_path_annotations_are_streamed_as_stored(client: openai.OpenAI) -> None:
+    ci = assistant(client)
+    code = "for name in ('a.csv', 'b.csv'):\n    _ = open(name, 'w').write(name)"
+    # one link closed by a parenthesis, one ending a sentence, one ending the text
+    text = (
+        "See [a.csv](sandbox:/mnt/data/a.csv), then sandbox:/mnt/data/b.csv. "
+        "Again: sandbox:/mnt/data/a.csv"
+    )
+    thread_id = scripted_thread(client, run_code(code), text)
+    streamed: list[dict[str, Any]] = []
+
+    class Handler(AssistantEventHandler):
+        @override
+        def on_text_delta(self, delta: Any, snapshot: Any) -> None:
+            streamed.extend(note.model_dump() for note in delta.annotations or [])
+
+    with client.beta.threads.runs.stream(
+        thread_id=thread_id, assistant_id=ci, event_handler=Handler()
+    ) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+    [message] = run_messages_json(client, thread_id, run.id)
+    stored = message["content"][0]["text"]["annotations"]
+    assert [note["text"] for note in stored] == [
+        "sandbox:/mnt/data/a.csv",
+        "sandbox:/mnt/data/b.csv",
+        "sandbox:/mnt/data/a.csv",
+    ]
+    assert [note.pop("index") for note in streamed] == [0, 1, 2]
+    assert streamed == stored
+    assert client.files.content(stored[1]["file_path"]["file_id"]).content == b"b.csv"
+
+
 def test_a_chart_is_an_image_file_part(client: openai.OpenAI) -> None:
     ci = assistant(client)
     code = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [3, 1, 2])\nplt.show()"

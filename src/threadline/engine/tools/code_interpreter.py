@@ -333,14 +333,18 @@ class CodeInterpreter(BuiltinTool):
             produced.update(self._produced.get(call["id"], {}))
         notes: list[dict[str, Any]] = []
         for match in LINK.finditer(text):
-            file_id = produced.get(match.group(1))
+            name = match.group(1)
+            if name not in produced:  # "…/out.csv." ending a sentence
+                name = name.rstrip(".,;:!?")
+            file_id = produced.get(name)
             if file_id is not None:
+                end = match.start(1) + len(name)
                 notes.append(
                     {
                         "type": "file_path",
-                        "text": match.group(0),
+                        "text": text[match.start() : end],
                         "start_index": match.start(),
-                        "end_index": match.end(),
+                        "end_index": end,
                         "file_path": {"file_id": file_id},
                     }
                 )
