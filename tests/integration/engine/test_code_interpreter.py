@@ -142,6 +142,21 @@ async def test_a_thread_moving_to_another_worker_starts_afresh_with_its_files(
     assert await run(other_tool, "thread_m", "print(4)") == "4\n"
 
 
+async def test_the_reaper_ends_sessions_that_moved_or_whose_thread_was_deleted(
+    tool: CodeInterpreter, other_tool: CodeInterpreter
+) -> None:
+    for thread_id in ("thread_s", "thread_t", "thread_u"):
+        await run(tool, thread_id, "v = 1")
+    await run(other_tool, "thread_s", "v = 2")  # moved
+    await other_tool.close_thread("thread_t")  # deleted, through another process
+    assert sorted(await tool.end_moved()) == ["thread_s", "thread_t"]
+    assert tool.pool is not None
+    assert "thread_s" not in tool.pool
+    assert "thread_t" not in tool.pool
+    assert await run(tool, "thread_u", "print(v)") == "1\n"
+    assert await tool.end_moved() == []
+
+
 async def test_a_resumed_turn_annotates_files_made_before_a_worker_died(
     db: Database, tool: CodeInterpreter, other_tool: CodeInterpreter
 ) -> None:

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.clock import now
@@ -108,6 +109,7 @@ class CodeInterpreter(BuiltinTool):
         self._ended: set[str] = set()  # threads whose session ended with the last call
         self._produced: OrderedDict[str, dict[str, str]] = OrderedDict()  # call -> name: file
         self._sessions: dict[str, str] = {}  # by thread: the id of this pool's session
+        self._locks: dict[str, asyncio.Lock] = {}  # by thread: its code, or the reaper
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
 
     # --- life of the sandbox -------------------------------------------------------
@@ -126,7 +128,46 @@ class CodeInterpreter(BuiltinTool):
             return
         self.unavailable = None
         log.info("code_interpreter sandbox: %s", self.pool.sandbox.name)
-        self._reaper = asyncio.create_task(self.pool.run_reaper(), name="sandbox-reaper")
+        self._reaper = asyncio.create_task(self._reap(self.pool), name="sandbox-reaper")
+
+    async def _reap(self, pool: SessionPool) -> None:
+        """End idle sessions, and those whose thread moved or was deleted, forever."""
+        period = max(1.0, min(60.0, self.settings.sandbox_idle_seconds / 4))
+        while True:
+            await asyncio.sleep(period)
+            await pool.reap_idle()
+            try:
+                await self.end_moved()
+            except SQLAlchemyError as exc:  # the database is away: next time
+                log.warning("could not check where code sessions run: %s", exc)
+
+    async def end_moved(self) -> list[str]:
+        """End this pool's sessions of threads whose code runs in another worker's
+        session now, or that were deleted (on any process); the threads ended."""
+        if self.pool is None:
+            return []
+        ended = []
+        for thread_id in list(self._sessions):
+            async with self._lock(thread_id):
+                mine = self._sessions.get(thread_id)
+                if mine is None or thread_id not in self.pool:
+                    self._sessions.pop(thread_id, None)
+                    continue
+                async with self.db.read() as conn:
+                    recorded = await bookkeeping.session_of(conn, thread_id)
+                if recorded != mine:
+                    log.info("ending the code session of %s: it moved or was deleted", thread_id)
+                    await self.pool.close(thread_id)
+                    self._sessions.pop(thread_id, None)
+                    self._placed.pop(thread_id, None)
+                    ended.append(thread_id)
+        return ended
+
+    def _lock(self, thread_id: str) -> asyncio.Lock:
+        lock = self._locks.get(thread_id)
+        if lock is None:
+            lock = self._locks[thread_id] = asyncio.Lock()
+        return lock
 
     async def ready(self) -> SessionPool:
         """The pool, once started; ``SandboxUnavailable`` when there is none."""
@@ -143,6 +184,7 @@ class CodeInterpreter(BuiltinTool):
         self._placed.pop(thread_id, None)
         self._ended.discard(thread_id)
         self._sessions.pop(thread_id, None)
+        self._locks.pop(thread_id, None)
         if self.pool is not None:
             await self.pool.close(thread_id)
         async with self.db.write() as conn:
@@ -214,6 +256,12 @@ class CodeInterpreter(BuiltinTool):
         return ToolOutcome(text, whole, delta if call.stream is not None else None)
 
     async def _run(
+        self, pool: SessionPool, thread_id: str, scope: ToolScope, code: str
+    ) -> ExecutionResult:
+        async with self._lock(thread_id):
+            return await self._run_held(pool, thread_id, scope, code)
+
+    async def _run_held(
         self, pool: SessionPool, thread_id: str, scope: ToolScope, code: str
     ) -> ExecutionResult:
         async with self.db.read() as conn:
