@@ -16,9 +16,11 @@ when the pool is made (``choose_memory_guard``) and logged:
   When the session ends, whatever is left in its cgroup is killed and the cgroup
   removed.
 - ``WatchGuard``, where no cgroup can be made (an unprivileged server, a read-only
-  ``/sys/fs/cgroup``): a task that sums the resident memory of the session's process
-  tree every ``interval`` seconds and kills the whole tree over the limit. It may
-  miss a spike shorter than its interval; the per-process rlimits still hold then.
+  ``/sys/fs/cgroup``): one task that scans ``/proc`` every ``interval`` seconds, sums
+  the resident memory of each session's process tree and kills a tree over the
+  limit. It may miss a spike shorter than its interval (the per-process rlimits
+  still hold then), and its scan costs CPU in proportion to the host's processes
+  (about 10 ms for 140 processes on a slow 2-core host: 4 % of a core at 0.25 s).
 
 Pages of the tmpfs mounts (``/mnt/data``, ``/tmp``) count as the session's memory
 too, so the limit must leave room for them beside the code's own memory.
@@ -147,62 +149,81 @@ class CgroupGuard(MemoryGuard):
 class WatchGuard(MemoryGuard):
     name = "watch"
 
-    def __init__(self, limit_bytes: int, interval: float = 0.1) -> None:
+    def __init__(self, limit_bytes: int, interval: float = 0.25) -> None:
         super().__init__(limit_bytes)
         self.interval = interval
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._roots: dict[str, int] = {}  # by session: its first process
         self._kills: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
 
     async def started(self, session_name: str, pid: int) -> None:
+        self._roots[session_name] = pid
         self._kills[session_name] = 0
-        self._tasks[session_name] = asyncio.create_task(
-            self._watch(session_name, pid), name=f"memory-watch-{session_name}"
-        )
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._watch(), name="sandbox-memory-watch")
 
-    async def _watch(self, session_name: str, pid: int) -> None:
-        while True:
+    async def _watch(self) -> None:
+        """One scan of ``/proc`` a round for every session at once."""
+        while self._roots:
             await asyncio.sleep(self.interval)
-            tree = await asyncio.to_thread(process_tree, pid)
-            if not tree:
-                return
-            used = await asyncio.to_thread(resident_bytes, tree)
+            over = await asyncio.to_thread(self._over, dict(self._roots))
+            for session_name, tree in over.items():
+                for member in tree:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(member, signal.SIGKILL)
+                self._kills[session_name] = self._kills.get(session_name, 0) + len(tree)
+
+    def _over(self, roots: dict[str, int]) -> dict[str, list[int]]:
+        """The process trees of the sessions over the limit, by session."""
+        children = _children()
+        over = {}
+        for session_name, root in roots.items():
+            tree = descendants(root, children)
+            used = resident_bytes(tree)
             if used > self.limit_bytes:
                 logger.info(
                     "a sandbox session used %d MiB, over its %d MiB: killing it",
                     used // (1024 * 1024),
                     self.limit_bytes // (1024 * 1024),
                 )
-                for member in tree:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(member, signal.SIGKILL)
-                self._kills[session_name] = self._kills.get(session_name, 0) + len(tree)
+                over[session_name] = tree
+        return over
 
     def kills(self, session_name: str) -> int:
         return self._kills.get(session_name, 0)
 
     async def release(self, session_name: str) -> None:
+        self._roots.pop(session_name, None)
         self._kills.pop(session_name, None)
-        task = self._tasks.pop(session_name, None)
-        if task is not None:
-            task.cancel()
+
+    async def aclose(self) -> None:
+        self._roots.clear()
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._task
 
 
-def process_tree(root: int) -> list[int]:
-    """``root`` and every process descended from it (empty when ``root`` is gone)."""
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from one scan of ``/proc``."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
         except OSError:
             continue
         # the command name, in parentheses, may hold spaces: fields follow its end
-        fields = stat[stat.rfind(")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    if not Path(f"/proc/{root}").exists():
+        parent = int(stat[stat.rfind(b")") + 2 :].split(maxsplit=2)[1])
+        children.setdefault(parent, []).append(int(entry))
+    return children
+
+
+def descendants(root: int, children: dict[int, list[int]]) -> list[int]:
+    """``root`` and every process descended from it (empty when ``root`` is gone)."""
+    if not os.path.exists(f"/proc/{root}"):
         return []
     found, pending = [], [root]
     while pending:
@@ -212,11 +233,19 @@ def process_tree(root: int) -> list[int]:
     return found
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it (empty when ``root`` is gone)."""
+    return descendants(root, _children())
+
+
 def resident_bytes(pids: list[int]) -> int:
     total = 0
     for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+        with (
+            contextlib.suppress(OSError, IndexError, ValueError),
+            open(f"/proc/{pid}/statm", "rb") as handle,
+        ):
+            total += int(handle.read().split()[1]) * _PAGE
     return total
 
 
