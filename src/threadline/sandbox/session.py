@@ -106,7 +106,10 @@ class CodeSession:
             # Drop to the session's uid with setpriv, not Popen's user=/group=: the
             # server's loop (uvloop) does not take those.
             argv = [_SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *argv]
-        argv = await asyncio.to_thread(self._guard.wrap, self._name, argv)
+        try:
+            argv = await asyncio.to_thread(self._guard.wrap, self._name, argv)
+        except OSError as exc:
+            raise SessionFailed(f"the session's memory could not be bounded: {exc}") from exc
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *argv,

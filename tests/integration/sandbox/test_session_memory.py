@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
-from threadline.sandbox import CodeSession
+from threadline.sandbox import CodeSession, SessionFailed
 from threadline.sandbox.limits import MIB
 from threadline.sandbox.memory import (
     CgroupGuard,
@@ -105,3 +106,12 @@ async def test_an_ended_session_leaves_no_process_behind(
     assert process_tree(pid)
     await session.close()
     assert process_tree(pid) == []
+
+
+async def test_a_guard_that_cannot_bound_a_session_refuses_to_start_it(
+    new_session: SessionFactory, tmp_path: Path
+) -> None:
+    unwritable = tmp_path / "not-a-cgroup"
+    unwritable.write_text("a file where the cgroup's directory would go")
+    with pytest.raises(SessionFailed, match="memory could not be bounded"):
+        await new_session(CgroupGuard(SESSION_MB * MIB, unwritable, 2))
