@@ -245,10 +245,10 @@ def test_tool_choice_forces_code_interpreter(client: openai.OpenAI) -> None:
 def short_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    """A server whose executions stop after 3 s, its sessions at 400 MiB each."""
+    """A server whose executions stop after 5 s, its sessions at 400 MiB each."""
     data_dir = tmp_path_factory.mktemp(f"short-{request.param}")
     with serve(
-        request.param, data_dir, sandbox_timeout_seconds=3.0, sandbox_session_memory_mb=400
+        request.param, data_dir, sandbox_timeout_seconds=5.0, sandbox_session_memory_mb=400
     ) as served:
         yield served
 
@@ -284,7 +284,7 @@ def test_a_session_over_its_memory_is_stopped_as_a_whole(short_server: Served) -
         "    pid = os.fork()\n"
         "    if pid == 0:\n"
         "        hold = b'x' * (160 * 1024 * 1024)\n"
-        "        time.sleep(2)\n"
+        "        time.sleep(1)\n"
         "        os._exit(0)\n"
         "    children.append(pid)\n"
         "print([os.waitpid(pid, 0)[1] for pid in children])\n"
@@ -298,8 +298,9 @@ def test_a_session_over_its_memory_is_stopped_as_a_whole(short_server: Served) -
         run = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
         slowest = max(slowest, time.monotonic() - started)
     assert run.status == "completed", run.last_error
-    assert slowest < 1.0
-    assert "out of memory" in logs_of(the_call(client, thread_id, run.id))
+    assert slowest < 1.0, slowest
+    logs = logs_of(the_call(client, thread_id, run.id))
+    assert "out of memory" in logs, logs
     say(client, thread_id, run_code("print('back')"), "Back.")
     again = finished(client, ci, thread_id)
     assert logs_of(the_call(client, thread_id, again.id)) == "back\n"

@@ -146,21 +146,26 @@ class CodeInterpreter(BuiltinTool):
         session now, or that were deleted (on any process); the threads ended."""
         if self.pool is None:
             return []
-        ended = []
+        ended: list[str] = []
+        gone: list[tuple[str, str | None]] = []
         for thread_id in list(self._sessions):
             async with self._lock(thread_id):
                 mine = self._sessions.get(thread_id)
-                if mine is None or thread_id not in self.pool:
-                    self._sessions.pop(thread_id, None)
+                if mine is None or thread_id not in self.pool:  # reaped, or ended
+                    gone.append((thread_id, mine))
                     continue
                 async with self.db.read() as conn:
                     recorded = await bookkeeping.session_of(conn, thread_id)
                 if recorded != mine:
                     log.info("ending the code session of %s: it moved or was deleted", thread_id)
                     await self.pool.close(thread_id)
-                    self._sessions.pop(thread_id, None)
-                    self._placed.pop(thread_id, None)
+                    gone.append((thread_id, mine))
                     ended.append(thread_id)
+        for thread_id, mine in gone:  # forgotten, unless a turn started a session since
+            if self._sessions.get(thread_id) == mine:
+                self._sessions.pop(thread_id, None)
+                self._placed.pop(thread_id, None)
+                self._locks.pop(thread_id, None)
         return ended
 
     def _lock(self, thread_id: str) -> asyncio.Lock:
