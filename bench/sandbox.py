@@ -12,7 +12,12 @@ For each backend that starts Python here it prints:
 (d) memory of an idle session: the proportional set size (PSS, from
     ``/proc/PID/smaps_rollup``) of all host processes of one session — the sandbox
     tool's and the Python inside it where the host can see it — once after start and
-    once after ``import numpy, pandas, matplotlib.pyplot``.
+    once after ``import numpy, pandas, matplotlib.pyplot``;
+(e) with ``--guards``: what bounding a session's memory as a whole costs: cold start
+    and warm ``print(1)`` p50 with no guard (the baseline), a cgroup per session
+    (where the host lets the server make one) and the resident-memory watcher,
+    alternating round by round; and a cold start that also places a 1 MiB file (a
+    session restarted on another worker gets the thread's files back so).
 
 Not a test: nothing is asserted.
 """
@@ -29,7 +34,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from threadline.sandbox import BwrapSandbox, CodeSession, GVisorSandbox, Launch, Sandbox
-from threadline.sandbox.limits import SandboxLimits
+from threadline.sandbox.limits import MIB, SandboxLimits
+from threadline.sandbox.memory import CgroupGuard, MemoryGuard, WatchGuard, choose_memory_guard
 from threadline.sandbox.pool import UID_BASE, SessionPool
 from threadline.sandbox.probe import probe_backend
 
@@ -126,11 +132,49 @@ async def bench_backend(sandbox: Sandbox, rounds: int, seconds: float) -> None:
     await pool.aclose()
 
 
+async def bench_guards(sandbox: Sandbox, rounds: int) -> None:
+    print(f"\n== {sandbox.name}: the session's memory guard ==")
+    limit = SandboxLimits().session_memory_mb * MIB
+    guards: dict[str, MemoryGuard | None] = {"none": None, "watch": WatchGuard(limit)}
+    cgroup = choose_memory_guard(limit)
+    if isinstance(cgroup, CgroupGuard):
+        guards["cgroup"] = cgroup
+    cold: dict[str, list[float]] = {name: [] for name in [*guards, "none+file"]}
+    warm: dict[str, list[float]] = {name: [] for name in guards}
+    data = os.urandom(MIB)
+    for _ in range(rounds):
+        for name, guard in guards.items():
+            session = CodeSession(sandbox, _launch(sandbox), guard)
+            started = time.perf_counter()
+            await session.execute("print(1)")
+            cold[name].append(time.perf_counter() - started)
+            for _ in range(10):
+                started = time.perf_counter()
+                await session.execute("print(1)")
+                warm[name].append(time.perf_counter() - started)
+            await session.close()
+        session = CodeSession(sandbox, _launch(sandbox))
+        started = time.perf_counter()
+        await session.put_file("data.bin", data)
+        await session.execute("print(1)")
+        cold["none+file"].append(time.perf_counter() - started)
+        await session.close()
+    for name, times in cold.items():
+        line = f"{name:>9}: cold start p50 {statistics.median(times) * 1000:.0f} ms"
+        if name in warm:
+            line += f", warm print(1) p50 {statistics.median(warm[name]) * 1000:.2f} ms"
+        print(line)
+    for guard in guards.values():
+        if guard is not None:
+            await guard.aclose()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["gvisor", "bwrap"], action="append")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--guards", action="store_true", help="only (e), the memory guards")
     args = parser.parse_args()
     print(f"{platform.platform()}, {os.cpu_count()} CPUs")
     candidates: list[Sandbox] = [GVisorSandbox(), BwrapSandbox()]
@@ -141,7 +185,10 @@ async def main() -> None:
         if reason is not None:
             print(f"\n== {sandbox.name} == cannot run here: {reason}")
             continue
-        await bench_backend(sandbox, args.rounds, args.seconds)
+        if args.guards:
+            await bench_guards(sandbox, args.rounds)
+        else:
+            await bench_backend(sandbox, args.rounds, args.seconds)
 
 
 if __name__ == "__main__":

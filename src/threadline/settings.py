@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     sandbox_idle_seconds: float = Field(default=3600.0, gt=0)
     sandbox_timeout_seconds: float = Field(default=60.0, gt=0)
     sandbox_memory_mb: int = Field(default=1024, ge=128)
+    sandbox_session_memory_mb: int = Field(default=2048, ge=256)
+    """All of a session's processes together, its files in ``/mnt/data`` and ``/tmp`` too."""
     sandbox_python: Path = Path("/usr/bin/python3")
     """Interpreter inside the sandbox; it must match the packages' Python version."""
     sandbox_packages: Path | None = Path(".sandbox-packages")

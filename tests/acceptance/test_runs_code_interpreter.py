@@ -142,6 +142,39 @@ def test_a_written_file_is_downloadable_and_annotated(client: openai.OpenAI) -> 
     assert client.files.content(file_id).content == b"a,b\n1,2\n"
 
 
+def test_file_path_annotations_are_streamed_as_stored(client: openai.OpenAI) -> None:
+    ci = assistant(client)
+    code = "for name in ('a.csv', 'b.csv'):\n    _ = open(name, 'w').write(name)"
+    # one link closed by a parenthesis, one ending a sentence, one ending the text
+    text = (
+        "See [a.csv](sandbox:/mnt/data/a.csv), then sandbox:/mnt/data/b.csv. "
+        "Again: sandbox:/mnt/data/a.csv"
+    )
+    thread_id = scripted_thread(client, run_code(code), text)
+    streamed: list[dict[str, Any]] = []
+
+    class Handler(AssistantEventHandler):
+        @override
+        def on_text_delta(self, delta: Any, snapshot: Any) -> None:
+            streamed.extend(note.model_dump() for note in delta.annotations or [])
+
+    with client.beta.threads.runs.stream(
+        thread_id=thread_id, assistant_id=ci, event_handler=Handler()
+    ) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+    [message] = run_messages_json(client, thread_id, run.id)
+    stored = message["content"][0]["text"]["annotations"]
+    assert [note["text"] for note in stored] == [
+        "sandbox:/mnt/data/a.csv",
+        "sandbox:/mnt/data/b.csv",
+        "sandbox:/mnt/data/a.csv",
+    ]
+    assert [note.pop("index") for note in streamed] == [0, 1, 2]
+    assert streamed == stored
+    assert client.files.content(stored[1]["file_path"]["file_id"]).content == b"b.csv"
+
+
 def test_a_chart_is_an_image_file_part(client: openai.OpenAI) -> None:
     ci = assistant(client)
     code = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [3, 1, 2])\nplt.show()"
@@ -212,9 +245,11 @@ def test_tool_choice_forces_code_interpreter(client: openai.OpenAI) -> None:
 def short_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    """A server whose executions stop after 3 s."""
+    """A server whose executions stop after 5 s, its sessions at 400 MiB each."""
     data_dir = tmp_path_factory.mktemp(f"short-{request.param}")
-    with serve(request.param, data_dir, sandbox_timeout_seconds=3.0) as served:
+    with serve(
+        request.param, data_dir, sandbox_timeout_seconds=5.0, sandbox_session_memory_mb=400
+    ) as served:
         yield served
 
 
@@ -233,6 +268,39 @@ def test_the_server_answers_while_a_session_loops(short_server: Served) -> None:
     assert slowest < 1.0
     assert "TimeoutError" in logs_of(the_call(client, thread_id, run.id))
     # The next execution works in a fresh session.
+    say(client, thread_id, run_code("print('back')"), "Back.")
+    again = finished(client, ci, thread_id)
+    assert logs_of(the_call(client, thread_id, again.id)) == "back\n"
+
+
+def test_a_session_over_its_memory_is_stopped_as_a_whole(short_server: Served) -> None:
+    client = short_server.client()
+    ci = assistant(client)
+    # three children of 160 MiB: each far under a process's 1 GiB, together over 400 MiB
+    code = (
+        "import os, time\n"
+        "children = []\n"
+        "for _ in range(3):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        hold = b'x' * (160 * 1024 * 1024)\n"
+        "        time.sleep(1)\n"
+        "        os._exit(0)\n"
+        "    children.append(pid)\n"
+        "print([os.waitpid(pid, 0)[1] for pid in children])\n"
+    )
+    thread_id = scripted_thread(client, run_code(code), "Contained.")
+    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=ci)
+    slowest = 0.0
+    deadline = time.monotonic() + 60
+    while run.status not in ("completed", "failed") and time.monotonic() < deadline:
+        started = time.monotonic()
+        run = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
+        slowest = max(slowest, time.monotonic() - started)
+    assert run.status == "completed", run.last_error
+    assert slowest < 1.0, slowest
+    logs = logs_of(the_call(client, thread_id, run.id))
+    assert "out of memory" in logs, logs
     say(client, thread_id, run_code("print('back')"), "Back.")
     again = finished(client, ci, thread_id)
     assert logs_of(the_call(client, thread_id, again.id)) == "back\n"

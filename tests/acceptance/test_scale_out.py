@@ -631,3 +631,57 @@ def test_ingestion_runs_on_workers_and_a_killed_workers_file_is_taken_over(
         assert "ingesting" not in api.whole_log()
     dying.start()
     dying.wait_ready()
+
+
+def code_run(sdk: openai.OpenAI, assistant_id: str, thread_id: str, code: str) -> str:
+    """Run ``code`` in the thread's next turn; the logs it printed."""
+    step = {"tool_calls": [{"name": "code_interpreter", "arguments": {"input": code}}]}
+    sdk.beta.threads.messages.create(
+        thread_id, role="user", content=json.dumps({"scripted": [step, "Ran."]})
+    )
+    run = sdk.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=assistant_id, poll_interval_ms=50, timeout=120
+    )
+    assert run.status == "completed", run.last_error
+    steps = sdk.beta.threads.runs.steps.list(run.id, thread_id=thread_id, order="asc")
+    [call] = [
+        call
+        for step in steps.data
+        if step.step_details.type == "tool_calls"
+        for call in step.step_details.tool_calls
+    ]
+    assert call.type == "code_interpreter"
+    return "".join(o.logs for o in call.code_interpreter.outputs if o.type == "logs")
+
+
+def test_a_threads_code_session_moves_between_workers(cluster: Cluster) -> None:
+    cluster.revive()
+    first, second = cluster.workers
+    with cluster.sdk(0) as sdk:
+        upload = sdk.files.create(file=("data.txt", b"data"), purpose="assistants")
+        assistant = sdk.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+        thread = sdk.beta.threads.create(
+            tool_resources={"code_interpreter": {"file_ids": [upload.id]}}
+        )
+        # The first turn can only land on the first worker.
+        second.stop()
+        made = "x = 41\n_ = open('made.txt', 'w').write('made')\nprint(open('data.txt').read())"
+        assert code_run(sdk, assistant.id, thread.id, made) == "data\n"
+        # The next on the second: a session of its own, with the thread's files and
+        # what earlier code saved, and without the first's variables.
+        second.start()
+        second.wait_ready()
+        assert first.proc is not None
+        first.proc.send_signal(signal.SIGSTOP)
+        try:
+            moved = "y = 2\nprint(open('data.txt').read(), open('made.txt').read(), 'x' in dir())"
+            assert code_run(sdk, assistant.id, thread.id, moved) == "data made False\n"
+        finally:
+            first.proc.send_signal(signal.SIGCONT)
+        # Back on the first, whose session of the thread is now behind: started afresh.
+        second.stop()
+        back = "print('x' in dir(), 'y' in dir(), open('made.txt').read())"
+        assert code_run(sdk, assistant.id, thread.id, back) == "False False made\n"
+        assert code_run(sdk, assistant.id, thread.id, "z = 3\nprint('z' in dir())") == "True\n"
+    second.start()
+    second.wait_ready()

@@ -21,6 +21,16 @@ from threadline.models.base import ModelError, ToolCallDelta, Usage
 from threadline.storage import runs as store
 from threadline.storage.db import Database
 
+LINK = "sandbox:"
+"""How code_interpreter's links to files start (``sandbox:/mnt/data/<name>``)."""
+LINK_ENDS = frozenset(" \t\n)]\"'<>")
+"""Characters that end such a link."""
+
+
+def _ended(text: str, note: dict[str, Any]) -> bool:
+    """Whether a character that ends a link follows the annotated one in ``text``."""
+    return not LINK_ENDS.isdisjoint(text[int(note["end_index"]) :])
+
 
 class TurnOutput:
     def __init__(
@@ -43,6 +53,9 @@ class TurnOutput:
         self.builtin_done: dict[int, dict[str, Any]] = {}  # executed, by call index
         self.annotate = annotate  # the annotations of the message's text so far
         self._annotated = 0  # how many annotations the deltas carried
+        self._unsent: list[dict[str, Any]] = []  # annotations the text's end completed
+        self._link_open = False  # a sandbox link may still be growing at the text's end
+        self._recent = ""  # the text's last characters, to find a link split over pieces
         self.parts = parts or []  # the message's parts after its text (images)
         self.message: dict[str, Any] | None = None
         self.message_step: dict[str, Any] | None = None
@@ -109,12 +122,25 @@ class TurnOutput:
             await asyncio.sleep(0)
 
     def _new_annotations(self, piece: str) -> list[dict[str, Any]]:
-        """The annotations the text completed with ``piece`` (a citation marker
-        ends with ``】``, or ``]`` as small models write it), numbered among the
-        message's."""
-        if self.annotate is None or ("】" not in piece and "]" not in piece):
+        """The annotations the text completed with ``piece``, numbered among the
+        message's: a citation marker ends with ``】`` (or ``]``, as small models write
+        it); a ``sandbox:`` link (code_interpreter's ``file_path``) ends at the first
+        character its name cannot hold, so one at the very end of the text so far
+        waits for the next piece, or for the message's end (``_content``)."""
+        if self.annotate is None:
             return []
-        notes = self.annotate("".join(self.text_parts))
+        window, self._recent = self._recent + piece, (self._recent + piece)[-len(LINK) :]
+        if LINK in window:
+            self._link_open = True
+        link_ended = self._link_open and not LINK_ENDS.isdisjoint(piece)
+        if "】" not in piece and "]" not in piece and not link_ended:
+            return []
+        text = "".join(self.text_parts)
+        notes = self.annotate(text)
+        if notes and notes[-1]["type"] == "file_path" and not _ended(text, notes[-1]):
+            notes = notes[:-1]  # the link may go on in the next piece
+        else:
+            self._link_open = False
         fresh = [{"index": i, **note} for i, note in enumerate(notes) if i >= self._annotated]
         self._annotated = len(notes)
         return fresh
@@ -122,13 +148,26 @@ class TurnOutput:
     def _content(self) -> list[dict[str, Any]]:
         text = "".join(self.text_parts)
         notes = self.annotate(text) if self.annotate is not None else []
+        self._unsent = [{"index": i, **n} for i, n in enumerate(notes) if i >= self._annotated]
+        self._annotated = len(notes)
         return objects.text_content(text, notes) + self.parts
 
     def _parts_events(self) -> Events:
-        """The message's parts after its text (images), as one delta."""
-        if not self.parts or self.message is None:
+        """What the deltas have not said yet (after ``_content``): annotations the
+        text's end completed, then the message's parts after its text (images)."""
+        if self.message is None:
             return []
-        return [("thread.message.delta", objects.parts_delta(self.message["id"], self.parts, 1))]
+        events: Events = []
+        if self._unsent:
+            delta = objects.message_delta(
+                self.message["id"], "", first=False, annotations=self._unsent
+            )
+            events.append(("thread.message.delta", delta))
+            self._unsent = []
+        if self.parts:
+            delta = objects.parts_delta(self.message["id"], self.parts, 1)
+            events.append(("thread.message.delta", delta))
+        return events
 
     async def tool_delta(self, delta: ToolCallDelta) -> None:
         if self.tool_step is None:

@@ -8,11 +8,10 @@ tmpfs mounts of a fixed size, a disk quota that needs no quota support from the 
 file system; their pages are memory, so they count against the host's RAM:
 ``max_sessions * (disk_mb + tmp_mb)`` at worst.
 
-Memory is bounded per process, so one session may hold up to ``processes * memory_mb``
-(32 GiB with the defaults) if its code forks and fills every child; a cgroup would
-bound the session as a whole, but gVisor's cgroup set-up on hosts with the v1
-hierarchy made ``runsc`` exit on concurrent forks, and bubblewrap has none. Keep
-``processes`` low where memory is scarce.
+Memory is bounded per process by ``RLIMIT_AS`` and for the whole session, its
+processes and its tmpfs files together, by ``session_memory_mb`` (``memory``: a
+cgroup per session where the host allows one, else a watcher of the session's
+resident memory).
 """
 
 from __future__ import annotations
@@ -27,6 +26,9 @@ MIB = 1024 * 1024
 class SandboxLimits:
     memory_mb: int = 1024
     """Address space of each process (``RLIMIT_AS``)."""
+    session_memory_mb: int = 2048
+    """Memory of all the session's processes together, its tmpfs files included
+    (``memory.MemoryGuard``)."""
     cpu_seconds: int = 3600
     """CPU time of each process over the session's life (``RLIMIT_CPU``)."""
     processes: int = 32

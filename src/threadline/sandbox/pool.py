@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from threadline.sandbox.backends import Launch, Sandbox
+from threadline.sandbox.memory import MemoryGuard
 from threadline.sandbox.result import ExecutionResult
 from threadline.sandbox.session import CodeSession, SessionClosed
 
@@ -48,11 +49,13 @@ class SessionPool:
         max_sessions: int = 16,
         idle_seconds: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        guard: MemoryGuard | None = None,
     ) -> None:
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
         self.sandbox = sandbox
         self._launch = launch
+        self.guard = guard
         self._max = max_sessions
         self._idle = idle_seconds
         self._clock = clock
@@ -92,7 +95,7 @@ class SessionPool:
             launch = self._launch
             if self._own_uids:
                 launch = replace(launch, host_uid=UID_BASE + slot)
-            session = CodeSession(self.sandbox, launch)
+            session = CodeSession(self.sandbox, launch, self.guard)
             self._sessions[thread_id] = session
             self._slots[thread_id] = slot
             self._used[thread_id] = self._clock()
@@ -182,3 +185,5 @@ class SessionPool:
             for thread_id in list(self._sessions):
                 await self._end(thread_id, lost=False)
             self._changed.notify_all()
+        if self.guard is not None:
+            await self.guard.aclose()

@@ -9,13 +9,15 @@ model code never runs outside a sandbox.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import replace
 
 from threadline.sandbox.backends import BACKENDS, Launch, Sandbox
 from threadline.sandbox.errors import SandboxError, SandboxUnavailable
-from threadline.sandbox.limits import SandboxLimits
+from threadline.sandbox.limits import MIB, SandboxLimits
+from threadline.sandbox.memory import choose_memory_guard
 from threadline.sandbox.pool import UID_BASE, SessionPool
 from threadline.sandbox.session import CodeSession
 from threadline.settings import SandboxChoice, Settings
@@ -31,6 +33,7 @@ _PROBE_TIMEOUT = 120.0
 def launch_from_settings(settings: Settings) -> Launch:
     limits = SandboxLimits(
         memory_mb=settings.sandbox_memory_mb,
+        session_memory_mb=settings.sandbox_session_memory_mb,
         timeout_seconds=settings.sandbox_timeout_seconds,
     )
     packages = settings.sandbox_packages
@@ -84,15 +87,20 @@ async def choose_sandbox(choice: SandboxChoice, launch: Launch) -> Sandbox:
     )
 
 
-async def create_pool(settings: Settings) -> SessionPool:
-    """The session pool the settings describe, in the strongest sandbox that works."""
+async def create_pool(settings: Settings, sandbox: Sandbox | None = None) -> SessionPool:
+    """The session pool the settings describe, in the strongest sandbox that works
+    (or in ``sandbox``, already known to work here: no probe)."""
     if settings.sandbox == "off":
         raise SandboxUnavailable("code_interpreter is turned off (THREADLINE_SANDBOX=off)")
     launch = launch_from_settings(settings)
-    sandbox = await choose_sandbox(settings.sandbox, launch)
+    if sandbox is None:
+        sandbox = await choose_sandbox(settings.sandbox, launch)
+    guard = await asyncio.to_thread(choose_memory_guard, launch.limits.session_memory_mb * MIB)
+    logger.info("code_interpreter sessions' memory: %s", guard.describe())
     return SessionPool(
         sandbox,
         launch,
         max_sessions=settings.sandbox_max_sessions,
         idle_seconds=settings.sandbox_idle_seconds,
+        guard=guard,
     )

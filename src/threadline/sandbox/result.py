@@ -37,3 +37,5 @@ class ExecutionResult:
     error: str | None = None
     timed_out: bool = False
     restarted: bool = False
+    restored: bool = False
+    """After a restart: the conversation's files were put back in ``/mnt/data``."""

@@ -22,10 +22,13 @@ import shutil
 import signal
 import struct
 import unicodedata
+from dataclasses import replace
 from typing import Any
 
 from threadline.sandbox.backends import Launch, Sandbox
 from threadline.sandbox.errors import InvalidFileName, SessionFailed
+from threadline.sandbox.limits import MIB
+from threadline.sandbox.memory import MemoryGuard, NoGuard
 from threadline.sandbox.result import ExecutionResult, OutputFile
 
 logger = logging.getLogger(__name__)
@@ -59,9 +62,10 @@ def sanitize_file_name(name: str) -> str:
 
 
 class CodeSession:
-    def __init__(self, sandbox: Sandbox, launch: Launch) -> None:
+    def __init__(self, sandbox: Sandbox, launch: Launch, guard: MemoryGuard | None = None) -> None:
         self._sandbox = sandbox
         self._launch = launch
+        self._guard = guard or NoGuard(launch.limits.session_memory_mb * MIB)
         self._process: asyncio.subprocess.Process | None = None
         self._name = ""
         self._started_once = False
@@ -103,6 +107,10 @@ class CodeSession:
             # server's loop (uvloop) does not take those.
             argv = [_SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *argv]
         try:
+            argv = await asyncio.to_thread(self._guard.wrap, self._name, argv)
+        except OSError as exc:
+            raise SessionFailed(f"the session's memory could not be bounded: {exc}") from exc
+        try:
             self._process = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
@@ -115,6 +123,7 @@ class CodeSession:
         finally:
             for fd in spawn.pass_fds:
                 os.close(fd)
+        await self._guard.started(self._name, self._process.pid)
         self._stderr.clear()
         self._stderr_task = asyncio.create_task(self._drain_stderr(self._process))
         self._started_once = True
@@ -173,6 +182,7 @@ class CodeSession:
         limit = time_limit if time_limit is not None else self._launch.limits.timeout_seconds
         async with self._lock:
             restarted = await self._ensure_started()
+            kills = self._guard.kills(self._name)
             try:
                 reply = await self._request({"op": "exec", "code": code}, limit)
             except TimeoutError:
@@ -192,16 +202,18 @@ class CodeSession:
                 await self._stop()
                 raise
             except _SessionEnded:
+                out_of_memory = self._guard.kills(self._name) > kills
                 code_or_signal = await self._stop()
+                cause = self._out_of_memory() if out_of_memory else code_or_signal
                 return ExecutionResult(
                     error=(
-                        f"The Python session ended unexpectedly ({code_or_signal}); "
+                        f"The Python session ended unexpectedly ({cause}); "
                         "its variables and files are gone."
                     ),
                     restarted=restarted,
                 )
             try:
-                return _result(reply, restarted)
+                result = _result(reply, restarted)
             except (KeyError, TypeError, ValueError, binascii.Error):
                 # Only code inside the session can forge a frame; it loses the session.
                 await self._stop()
@@ -212,6 +224,14 @@ class CodeSession:
                     ),
                     restarted=restarted,
                 )
+            if self._guard.kills(self._name) > kills:
+                note = f"\n[a process of this session was killed: {self._out_of_memory()}]\n"
+                result = replace(result, logs=result.logs + note)
+            return result
+
+    def _out_of_memory(self) -> str:
+        limit = self._guard.limit_bytes // MIB
+        return f"out of memory: its processes together reached the session's {limit} MiB"
 
     async def put_file(self, name: str, data: bytes) -> str:
         """Write ``data`` to ``/mnt/data/<sanitised name>``; returns that path."""
@@ -260,6 +280,7 @@ class CodeSession:
         if self._stderr_task is not None:
             self._stderr_task.cancel()
             self._stderr_task = None
+        await self._guard.release(self._name)
         await self._sandbox.cleanup(self._name)
         returncode = process.returncode if process.returncode is not None else -signal.SIGKILL
         if returncode < 0:

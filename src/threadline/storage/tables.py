@@ -232,6 +232,33 @@ vector_store_files = sa.Table(
 # Retrieval: the chunks of the files in each vector store, for file_search.
 # ``retrieval_stores.version`` moves with every change of a store's chunks or
 # attributes, so a process can tell whether what it cached of a store is current.
+# code_interpreter: which session a thread's code runs in now (any worker may run the
+# thread's next turn: a worker whose own session is not this one starts afresh), and
+# which files each call's code produced, by name (a resumed turn annotates its
+# message's ``sandbox:/mnt/data/<name>`` links with them). No foreign keys: the rows
+# are the tool's bookkeeping, removed with the thread.
+code_sessions = sa.Table(
+    "code_sessions",
+    metadata,
+    sa.Column("thread_id", sa.String(64), primary_key=True),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=False),
+)
+
+code_outputs = sa.Table(
+    "code_outputs",
+    metadata,
+    _seq(),
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("call_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("file_id", sa.String(64), nullable=False),
+    sa.Index("ix_code_outputs_run", "run_id"),
+    sa.Index("ix_code_outputs_thread", "thread_id"),
+)
+
 # Attributes belong to a store's file (set for all its chunks at once), so they
 # live in ``retrieval_files``. Outside this metadata (engine-specific, created by
 # migration 0002): on SQLite the FTS5 table ``retrieval_chunks_fts`` kept in sync by

@@ -5,7 +5,8 @@ machine is skipped with the probe's reason (CI installs both, see scripts/setup.
 except bubblewrap under ``THREADLINE_REQUIRE_SANDBOX=1`` (``scripts/test.sh``), where
 its absence fails: then no backend at all would be tested. gVisor needs root.
 ``new_session()`` gives sessions that are closed when the test ends; as root each gets
-a host uid of its own, as the pool would give it.
+a host uid of its own, as the pool would give it; ``new_session(guard)`` bounds its
+memory as a whole with that guard.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from threadline.sandbox import BwrapSandbox, CodeSession, GVisorSandbox, Launch, Sandbox
 from threadline.sandbox.limits import SandboxLimits
+from threadline.sandbox.memory import MemoryGuard
 from threadline.sandbox.pool import UID_BASE
 from threadline.sandbox.probe import probe_backend
 
@@ -55,11 +57,11 @@ async def backend(request: pytest.FixtureRequest, launch: Launch) -> Sandbox:
 async def new_session(backend: Sandbox, launch: Launch) -> AsyncIterator[SessionFactory]:
     sessions: list[CodeSession] = []
 
-    async def make(**limits: Any) -> CodeSession:
+    async def make(guard: MemoryGuard | None = None, **limits: Any) -> CodeSession:
         custom = replace(launch, limits=replace(launch.limits, **limits))
         if os.geteuid() == 0 and not backend.needs_root:
             custom = replace(custom, host_uid=UID_BASE + 100 + len(sessions))
-        session = CodeSession(backend, custom)
+        session = CodeSession(backend, custom, guard)
         sessions.append(session)
         await session.start()
         return session

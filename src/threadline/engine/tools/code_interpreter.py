@@ -10,6 +10,14 @@ purpose ``assistants_output``; figures become ``image`` outputs of the step and
 
 Errors of the code, timeouts and killed sessions are outputs the model reads; only
 a server without a working sandbox fails the run, and then no code runs at all.
+
+Sessions live in one worker's pool, but any worker may run a thread's next turn. The
+database says which session the thread's code last ran in (``code_sessions``): a
+worker whose own session of the thread is not that one (it never had one, or
+another worker ran the thread since) ends its own and starts afresh, puts the
+thread's files and the files earlier code saved (``code_outputs``) back in
+``/mnt/data``, and tells the model its variables are gone. The files each call
+produced are stored as it ends, so a turn resumed on any worker annotates them.
 """
 
 from __future__ import annotations
@@ -19,12 +27,16 @@ import contextlib
 import io
 import json
 import logging
+import os
 import re
+import secrets
+import socket
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.clock import now
@@ -33,6 +45,7 @@ from threadline.engine.tools import BuiltinCall, BuiltinTool, ToolOutcome, ToolS
 from threadline.models.base import FunctionTool, ModelError
 from threadline.sandbox import (
     ExecutionResult,
+    Sandbox,
     SandboxError,
     SandboxUnavailable,
     SessionPool,
@@ -40,6 +53,7 @@ from threadline.sandbox import (
     sanitize_file_name,
 )
 from threadline.settings import Settings
+from threadline.storage import code_sessions as bookkeeping
 from threadline.storage import objects
 from threadline.storage import runs as store
 from threadline.storage.blobs import BlobMissingError, BlobStore
@@ -62,6 +76,10 @@ PARAMETERS: dict[str, Any] = {
     "additionalProperties": False,
 }
 RESTARTED = "The session was restarted; earlier variables and files are gone.\n"
+RESTORED = (
+    "The session was restarted; earlier variables are gone. The conversation's files "
+    "and those earlier code saved are back in /mnt/data.\n"
+)
 LINK = re.compile(r"sandbox:/mnt/data/([^\s)\]\"'<>]+)")
 _PRODUCED_KEPT = 10_000
 
@@ -76,10 +94,13 @@ class Inputs:
 class CodeInterpreter(BuiltinTool):
     type = "code_interpreter"
 
-    def __init__(self, db: Database, blobs: BlobStore, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, blobs: BlobStore, settings: Settings, sandbox: Sandbox | None = None
+    ) -> None:
         self.db = db
         self.blobs = blobs
         self.settings = settings
+        self._sandbox = sandbox  # known to work here: no probe at start
         self.pool: SessionPool | None = None
         self.unavailable: str | None = "the sandbox has not started"
         self._starting: asyncio.Task[None] | None = None
@@ -87,6 +108,9 @@ class CodeInterpreter(BuiltinTool):
         self._placed: dict[str, set[str]] = {}  # by thread: file ids in /mnt/data
         self._ended: set[str] = set()  # threads whose session ended with the last call
         self._produced: OrderedDict[str, dict[str, str]] = OrderedDict()  # call -> name: file
+        self._sessions: dict[str, str] = {}  # by thread: the id of this pool's session
+        self._locks: dict[str, asyncio.Lock] = {}  # by thread: its code, or the reaper
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
 
     # --- life of the sandbox -------------------------------------------------------
 
@@ -97,14 +121,58 @@ class CodeInterpreter(BuiltinTool):
 
     async def _start(self) -> None:
         try:
-            self.pool = await create_pool(self.settings)
+            self.pool = await create_pool(self.settings, self._sandbox)
         except SandboxError as exc:
             self.unavailable = str(exc)
             log.warning("code_interpreter is unavailable: %s", exc)
             return
         self.unavailable = None
         log.info("code_interpreter sandbox: %s", self.pool.sandbox.name)
-        self._reaper = asyncio.create_task(self.pool.run_reaper(), name="sandbox-reaper")
+        self._reaper = asyncio.create_task(self._reap(self.pool), name="sandbox-reaper")
+
+    async def _reap(self, pool: SessionPool) -> None:
+        """End idle sessions, and those whose thread moved or was deleted, forever."""
+        period = max(1.0, min(60.0, self.settings.sandbox_idle_seconds / 4))
+        while True:
+            await asyncio.sleep(period)
+            await pool.reap_idle()
+            try:
+                await self.end_moved()
+            except SQLAlchemyError as exc:  # the database is away: next time
+                log.warning("could not check where code sessions run: %s", exc)
+
+    async def end_moved(self) -> list[str]:
+        """End this pool's sessions of threads whose code runs in another worker's
+        session now, or that were deleted (on any process); the threads ended."""
+        if self.pool is None:
+            return []
+        ended: list[str] = []
+        gone: list[tuple[str, str | None]] = []
+        for thread_id in list(self._sessions):
+            async with self._lock(thread_id):
+                mine = self._sessions.get(thread_id)
+                if mine is None or thread_id not in self.pool:  # reaped, or ended
+                    gone.append((thread_id, mine))
+                    continue
+                async with self.db.read() as conn:
+                    recorded = await bookkeeping.session_of(conn, thread_id)
+                if recorded != mine:
+                    log.info("ending the code session of %s: it moved or was deleted", thread_id)
+                    await self.pool.close(thread_id)
+                    gone.append((thread_id, mine))
+                    ended.append(thread_id)
+        for thread_id, mine in gone:  # forgotten, unless a turn started a session since
+            if self._sessions.get(thread_id) == mine:
+                self._sessions.pop(thread_id, None)
+                self._placed.pop(thread_id, None)
+                self._locks.pop(thread_id, None)
+        return ended
+
+    def _lock(self, thread_id: str) -> asyncio.Lock:
+        lock = self._locks.get(thread_id)
+        if lock is None:
+            lock = self._locks[thread_id] = asyncio.Lock()
+        return lock
 
     async def ready(self) -> SessionPool:
         """The pool, once started; ``SandboxUnavailable`` when there is none."""
@@ -120,8 +188,12 @@ class CodeInterpreter(BuiltinTool):
         """The thread was deleted: end its session."""
         self._placed.pop(thread_id, None)
         self._ended.discard(thread_id)
+        self._sessions.pop(thread_id, None)
+        self._locks.pop(thread_id, None)
         if self.pool is not None:
             await self.pool.close(thread_id)
+        async with self.db.write() as conn:
+            await bookkeeping.forget_thread(conn, thread_id)
 
     async def aclose(self) -> None:
         if self._starting is not None and not self._starting.done():
@@ -157,6 +229,8 @@ class CodeInterpreter(BuiltinTool):
             data = await objects.files.find(conn, project_id, file_id)
             if data is not None:
                 found.append((file_id, str(data["filename"])))
+        for call_id, made in (await bookkeeping.outputs_of_run(conn, run["id"])).items():
+            self._remember(call_id, made)  # a resumed turn's calls, made anywhere
         return Inputs(tuple(found))
 
     def offer(self, scope: ToolScope) -> FunctionTool | None:
@@ -174,6 +248,11 @@ class CodeInterpreter(BuiltinTool):
         thread_id = str(scope.run["thread_id"])
         result = await self._run(pool, thread_id, scope, code)
         outputs, produced = await self._keep(scope.project_id, result)
+        if produced:
+            async with self.db.write() as conn:
+                await bookkeeping.add_outputs(
+                    conn, thread_id, str(scope.run["id"]), call.id, produced
+                )
         self._remember(call.id, produced)
         text = render(result, outputs, produced, scope.output_chars)
         whole = {**begun, "code_interpreter": {"input": code, "outputs": outputs}}
@@ -184,13 +263,30 @@ class CodeInterpreter(BuiltinTool):
     async def _run(
         self, pool: SessionPool, thread_id: str, scope: ToolScope, code: str
     ) -> ExecutionResult:
-        restarted = thread_id in self._ended
-        if thread_id not in pool:
+        async with self._lock(thread_id):
+            return await self._run_held(pool, thread_id, scope, code)
+
+    async def _run_held(
+        self, pool: SessionPool, thread_id: str, scope: ToolScope, code: str
+    ) -> ExecutionResult:
+        async with self.db.read() as conn:
+            recorded = await bookkeeping.session_of(conn, thread_id)
+            saved = await bookkeeping.outputs_of_thread(conn, thread_id)
+        if thread_id in pool and self._sessions.get(thread_id) != recorded:
+            # Another worker ran this thread's code since: this session is behind.
+            log.info("the code session of %s moved to another worker: starting afresh", thread_id)
+            await pool.close(thread_id)
+        fresh = thread_id not in pool
+        restarted = thread_id in self._ended or (fresh and recorded is not None)
+        if fresh:
             self._placed.pop(thread_id, None)
         placed = self._placed.setdefault(thread_id, set())
         inputs = scope.loaded if isinstance(scope.loaded, Inputs) else Inputs(())
+        files = list(inputs.files)
+        if restarted:
+            files += [(file_id, name) for name, file_id in saved.items()]
         try:
-            for file_id, filename in inputs.files:
+            for file_id, filename in files:
                 if file_id not in placed:
                     await pool.put_file(thread_id, filename, await self._read(file_id))
                     placed.add(file_id)
@@ -208,11 +304,18 @@ class CodeInterpreter(BuiltinTool):
             self._placed.pop(thread_id, None)
         else:
             self._ended.discard(thread_id)
-        if restarted and not result.restarted:
-            result = ExecutionResult(
-                result.logs, result.images, result.files, result.error, result.timed_out, True
-            )
+        if fresh or restarted or result.restarted:
+            await self._record_session(thread_id)
+        if restarted:
+            result = replace(result, restarted=True, restored=bool(files))
         return result
+
+    async def _record_session(self, thread_id: str) -> None:
+        """This pool's new session of the thread is the one its code runs in now."""
+        session_id = secrets.token_hex(16)
+        async with self.db.write() as conn:
+            await bookkeeping.record_session(conn, thread_id, session_id, self.holder, now())
+        self._sessions[thread_id] = session_id
 
     async def _read(self, file_id: str) -> bytes:
         try:
@@ -283,14 +386,18 @@ class CodeInterpreter(BuiltinTool):
             produced.update(self._produced.get(call["id"], {}))
         notes: list[dict[str, Any]] = []
         for match in LINK.finditer(text):
-            file_id = produced.get(match.group(1))
+            name = match.group(1)
+            if name not in produced:  # "…/out.csv." ending a sentence
+                name = name.rstrip(".,;:!?")
+            file_id = produced.get(name)
             if file_id is not None:
+                end = match.start(1) + len(name)
                 notes.append(
                     {
                         "type": "file_path",
-                        "text": match.group(0),
+                        "text": text[match.start() : end],
                         "start_index": match.start(),
-                        "end_index": match.end(),
+                        "end_index": end,
                         "file_path": {"file_id": file_id},
                     }
                 )
@@ -318,7 +425,7 @@ def render(
     text = "".join(o["logs"] for o in outputs if o["type"] == "logs")
     if budget and len(text) > budget:
         text = text[: budget // 2] + "\n…(output cut)…\n" + text[-budget // 2 :]
-    lines = [RESTARTED] if result.restarted else []
+    lines = [RESTORED if result.restored else RESTARTED] if result.restarted else []
     lines.append(text or "(no output)")
     images = sum(1 for o in outputs if o["type"] == "image")
     if images:
