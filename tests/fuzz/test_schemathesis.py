@@ -23,7 +23,8 @@ from schemathesis.core.result import Err
 from tests.support.fuzz import REJECTED, SHARED, Allowed
 
 MAX_EXAMPLES = 25
-OPERATIONS = 34  # OpenAI's 28 Assistants and Files operations, the 4 Uploads ones, resumeRunEvents, listThreads
+# OpenAI's 28 Assistants and Files operations, the 4 Uploads ones, resumeRunEvents, listThreads
+OPERATIONS = 34
 # The vector store operations are fuzzed for 5xx and response schemas in
 # ``test_vector_stores_fuzz.py``; with every check here they are still to be done.
 LEFT_OUT = "/v1/vector_stores"
