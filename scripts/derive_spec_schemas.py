@@ -1,6 +1,7 @@
 """Derive the JSON schemas the tests check wire objects against from OpenAI's spec.
 
     python scripts/derive_spec_schemas.py SPEC.yaml [--commit SHA] [--out FILE] [--check]
+    python scripts/derive_spec_schemas.py SPEC.yaml --served [--commit SHA] [--check]
 
 Reads ``components.schemas`` of the OpenAPI document ``SPEC.yaml``, keeps the
 schemas named in ``ROOTS`` and every schema they reach through ``$ref``, and
@@ -14,6 +15,11 @@ The document mixes OpenAPI 3.1 nullability with the 3.0 keyword
 ``nullable: true`` (plain, next to ``$ref``, and as
 ``allOf: [{$ref: ...}, {nullable: true}]``); all three are written out as
 ``anyOf: [..., {type: null}]``, so that a JSON-schema validator reads them.
+
+``--served`` derives what the server's own ``/openapi.json`` declares instead:
+the ``200`` response of each of OpenAI's operations that threadline serves (the
+paths ``SERVED_PATHS`` matches), by ``operationId``, with every schema they reach,
+into ``src/threadline/schemas/openai_responses.json`` (``api/openapi.py`` reads it).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,7 +37,12 @@ import yaml
 
 REF_PREFIX = "#/components/schemas/"
 FORMAT = 1
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "tests" / "support" / "spec_schemas.json"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "tests" / "support" / "spec_schemas.json"
+SERVED_OUT = REPO / "src" / "threadline" / "schemas" / "openai_responses.json"
+SERVED_PATHS = re.compile(r"^/(assistants|threads|files|uploads|vector_stores)(/.*)?$")
+"""OpenAI's paths that threadline serves: the Assistants v2 family, files and uploads."""
+SERVED_METHODS = ("get", "post", "delete")
 
 # What the tests check objects against (each with its whole ``$ref`` closure).
 ROOTS = (
@@ -45,6 +57,7 @@ ROOTS = (
     "VectorStoreFileObject",
     "VectorStoreFileBatchObject",
     "VectorStoreSearchResultsPage",
+    "VectorStoreFileContentResponse",
     # parts checked on their own: tool call details, annotations, content
     "RunStepDetailsToolCallsFileSearchObject",
     "RunStepDetailsToolCallsCodeObject",
@@ -156,6 +169,31 @@ def derive(
     }
 
 
+def served(spec: bytes, *, name: str, commit: str | None = None) -> Any:
+    """The document written to ``openai_responses.json``: each served operation's
+    ``200`` content by ``operationId``, and the schemas those reach."""
+    document = yaml.load(spec, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    try:
+        paths = document["paths"]
+    except (TypeError, KeyError) as exc:
+        raise SpecError(f"not an OpenAPI document with paths: {exc}") from exc
+    operations: dict[str, Any] = {}
+    for path, methods in paths.items():
+        if not SERVED_PATHS.match(path):
+            continue
+        for method in SERVED_METHODS:
+            if method in methods:
+                operation = methods[method]
+                content = operation["responses"]["200"].get("content", {})
+                operations[operation["operationId"]] = normalise(content)
+    if not operations:
+        raise SpecError("the spec has none of the operations threadline serves")
+    roots = sorted({*refs(operations), "ErrorResponse"})
+    derived = derive(spec, name=name, commit=commit, roots=roots)
+    derived["operations"] = dict(sorted(operations.items()))
+    return derived
+
+
 def render(derived: Any) -> str:
     return json.dumps(derived, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -164,13 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("spec", type=Path, help="OpenAI's OpenAPI YAML document")
     parser.add_argument("--commit", help="the openai/openai-openapi commit it was taken from")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--check", action="store_true", help="compare, write nothing")
+    parser.add_argument(
+        "--served", action="store_true", help="what the server's own document declares"
+    )
     args = parser.parse_args(argv)
+    args.out = args.out or (SERVED_OUT if args.served else DEFAULT_OUT)
     try:
-        text = render(
-            derive(args.spec.read_bytes(), name=args.spec.name, commit=args.commit, roots=ROOTS)
-        )
+        spec = args.spec.read_bytes()
+        if args.served:
+            text = render(served(spec, name=args.spec.name, commit=args.commit))
+        else:
+            text = render(derive(spec, name=args.spec.name, commit=args.commit, roots=ROOTS))
     except (OSError, SpecError, yaml.YAMLError) as exc:
         print(f"derive_spec_schemas: {exc}", file=sys.stderr)
         return 2
@@ -185,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     partial.write_text(text)
     partial.replace(args.out)
     count = len(json.loads(text)["schemas"])
-    print(f"wrote {args.out}: {count} schemas from {len(ROOTS)} roots")
+    print(f"wrote {args.out}: {count} schemas")
     return 0
 
 

@@ -1,6 +1,6 @@
-"""Write the part of OpenAI's OpenAPI document that threadline serves (the
-Assistants v2 operations) to ``tests/fuzz/openai-assistants.json``, with every
-component it refers to, for the schemathesis run against OpenAI's contract.
+"""Write the part of OpenAI's OpenAPI document that threadline's schemathesis run
+against OpenAI's contract covers (the Assistants v2 and vector store operations)
+to ``tests/fuzz/openai-assistants.json``, with every component it refers to.
 
     python scripts/openai_spec_subset.py path/to/openai-openapi.yaml
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-PATHS = re.compile(r"^/(assistants|threads)(/.*)?$")
+PATHS = re.compile(r"^/(assistants|threads|vector_stores)(/.*)?$")
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fuzz" / "openai-assistants.json"
 
 

@@ -127,9 +127,14 @@ def test_unknown_thread_is_404(client: openai.OpenAI) -> None:
         ({"content": [{"type": "audio"}]}, "content[0].type", "invalid_value"),
         ({"content": [{"type": "text"}]}, "content[0].text", "missing_required_parameter"),
         (
-            {"content": [{"type": "image_url", "image_url": {"url": "u", "detail": "max"}}]},
+            {"content": [{"type": "image_url", "image_url": {"url": "a:u", "detail": "max"}}]},
             "content[0].image_url.detail",
             "invalid_value",
+        ),
+        (
+            {"content": [{"type": "image_url", "image_url": {"url": "not a url"}}]},
+            "content[0].image_url.url",
+            "invalid_url",
         ),
         ({"attachments": [{"file_id": "file-nope"}]}, "attachments", "invalid_file_id"),
         (

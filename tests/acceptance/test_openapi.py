@@ -1,10 +1,13 @@
 """The server's own ``/openapi.json`` says what the server does: the statuses each
 operation answers with the error envelope (no FastAPI 422), event streams, bearer
-auth, the ``OpenAI-Beta`` header, OpenAI's operation ids; and a 405's ``Allow``
-names every method of the path."""
+auth, the ``OpenAI-Beta`` header, OpenAI's operation ids, OpenAI's response schemas
+(with the deviations it declares); and a 405's ``Allow`` names every method of the
+path."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +16,15 @@ import openai
 import pytest
 
 from tests.support.runs import http
+from tests.support.spec_schema import served_schemas
+
+OPENAI_SUBSET = Path(__file__).parents[1] / "fuzz" / "openai-assistants.json"
+FILE_ANSWERS = {
+    "listFiles": "ListFilesResponse",
+    "createFile": "OpenAIFile",
+    "retrieveFile": "OpenAIFile",
+    "deleteFile": "DeleteFileResponse",
+}
 
 OPENAI_OPERATIONS = 48  # the Assistants v2, Files, Uploads and vector store operations served
 
@@ -72,6 +84,38 @@ def test_the_error_schema_is_what_the_server_sends(
         assert response.status_code in (400, 401, 404)
         body = response.json()
         assert validator.is_valid(body), body
+
+
+def test_every_answer_has_openais_schema(document: dict[str, Any]) -> None:
+    """Each operation's 200 is the component OpenAI's spec gives it, and each component
+    is OpenAI's, but for what ``api.openapi.DEVIATIONS`` declares."""
+    subset = json.loads(OPENAI_SUBSET.read_text())
+    expected = dict(FILE_ANSWERS)
+    for operations in subset["paths"].values():
+        for op in operations.values():
+            ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+            expected[op["operationId"]] = ref.rsplit("/", 1)[1]
+    assert len(expected) == OPENAI_OPERATIONS - 1  # downloadFile answers bytes
+    operations = _operations(document)
+    for name, component in expected.items():
+        content = operations[name][2]["responses"]["200"]["content"]
+        assert content["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{component}"
+        }, name
+    components = document["components"]["schemas"]
+    shared = set(components) & set(served_schemas())
+    assert set(expected.values()) <= shared
+    for name in sorted(shared):
+        assert components[name] == served_schemas()[name], name
+    declared = [
+        (name, key)
+        for name in shared
+        for key, schema in components[name].get("properties", {}).items()
+        if "x-threadline-deviation" in schema
+    ]
+    assert ("VectorStoreObject", "expires_after") in declared
+    assert ("ListRunsResponse", "first_id") in declared
+    assert "Run" not in components  # the wire models of answers are not in the document
 
 
 def test_streams_auth_and_headers(document: dict[str, Any]) -> None:

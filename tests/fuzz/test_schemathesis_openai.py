@@ -1,5 +1,5 @@
-"""Schemathesis against OpenAI's own spec for the Assistants operations
-(``openai-assistants.json``, written by ``scripts/openai_spec_subset.py``), on both
+"""Schemathesis against OpenAI's own spec for the Assistants and vector store
+operations (``openai-assistants.json``, written by ``scripts/openai_spec_subset.py``), on both
 engines, with all its checks: the server answers what a client generated from
 OpenAI's contract expects. Where OpenAI's spec and OpenAI's service differed the
 server follows the service; those findings are in ``ALLOWED`` with the reason."""
@@ -17,11 +17,11 @@ from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import status_code_conformance
 
-from tests.support.fuzz import REJECTED, SHARED, Allowed
+from tests.support.fuzz import REJECTED, SHARED, Allowed, real_ids
 
 SPEC = Path(__file__).with_name("openai-assistants.json")
-MAX_EXAMPLES = 15
-OPERATIONS = 23
+MAX_EXAMPLES = 8
+OPERATIONS = 39  # 23 Assistants and 16 vector store operations
 
 EXCLUDED = {
     status_code_conformance: "OpenAI's spec documents only 200 (and 429) for these "
@@ -39,6 +39,21 @@ ALLOWED = (
         "and its SDKs type as optional, though the spec says string.",
     ),
     Allowed(
+        "Response violates schema",
+        r"^null is not of type .*Schema at (\S*/properties/(name|expires_at|status_details)|"
+        r"/components/schemas/VectorStoreExpirationAfter):",
+        "A store made without a name, a store or file with no expiry, a file's deprecated "
+        "status_details: `null` when unset. The server's own document declares each of "
+        "these (api.openapi.DEVIATIONS, checked by test_schemathesis.py).",
+    ),
+    Allowed(
+        "Response violates schema",
+        r'^"evals" is not one of ',
+        "The spec lets a file be uploaded for `evals` but its File object does not list "
+        "that purpose; the file reports the purpose it was uploaded with (declared in "
+        "api.openapi.DEVIATIONS).",
+    ),
+    Allowed(
         REJECTED,
         r"^Unknown parameter: ",
         "Where OpenAI's spec leaves objects open (no additionalProperties: false), "
@@ -52,9 +67,26 @@ ALLOWED = (
     ),
     Allowed(
         REJECTED,
-        r"^Invalid '[^']*(model|_id|name)': empty string",
-        "An empty model, object id (assistant, file) or name names nothing; OpenAI's "
-        "service refused it.",
+        r"^Invalid '[^']*(model|_id|name|query|key)': empty string|"
+        r"^Invalid '(query|filters(\.filters\[\d+\])*\.filters)': empty array",
+        "An empty model, object id (assistant, file), name, search query (or list of "
+        "queries), filter key or compound filter names nothing; OpenAI's service refused "
+        "an empty model, id or name. The server's own document gives each its minimum.",
+    ),
+    Allowed(
+        REJECTED,
+        r"'filters(\.filters\[\d+\])*\.filters\[\d+\](\.\w+)?'",
+        "The spec's CompoundFilter names itself as `$recursiveRef: '#'`, which in an "
+        "OpenAPI document is the document's root, not the filter: a generator reads a "
+        "nested filter as anything at all. The spec's text says a nested filter is a "
+        "ComparisonFilter or a CompoundFilter, and the server holds to that (the server's "
+        "own document says so, and test_schemathesis.py fuzzes nested filters by it).",
+    ),
+    Allowed(
+        REJECTED,
+        r"^Invalid request body: Exactly one of 'file_ids' and 'files' must be given\.$",
+        "The spec's schema lets a file batch have both lists; its text says they exclude "
+        "each other, and the server's own document says oneOf.",
     ),
     Allowed(
         REJECTED,
@@ -100,18 +132,6 @@ def test_the_server_keeps_openais_contract(own_server: Any) -> None:
     schema = schemathesis.openapi.from_path(SPEC)
     operations = [_operation(result) for result in schema.get_all_operations()]
     assert len(operations) == OPERATIONS
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
-    assistant = client.beta.assistants.create(model="gpt-4o")
-    run = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
-    )
-    ids = {
-        "assistant_id": assistant.id,
-        "thread_id": thread.id,
-        "message_id": client.beta.threads.messages.list(thread.id).data[0].id,
-        "run_id": run.id,
-        "step_id": client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0].id,
-    }
     found: dict[tuple[str, str], list[str]] = {}
     sent: dict[str, int] = {}
 
@@ -148,6 +168,7 @@ def test_the_server_keeps_openais_contract(own_server: Any) -> None:
         one()
 
     for operation in operations:
+        ids = real_ids(client, operation.path)
         wanted = {k: v for k, v in ids.items() if "{" + k + "}" in operation.path}
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             if mode.is_negative and not (len(operation.body) or len(operation.query)):

@@ -1,7 +1,9 @@
 """Validate wire objects against OpenAI's own OpenAPI document.
 
 ``assert_schema(obj, "RunObject")`` checks ``obj`` against the spec's
-``#/components/schemas/RunObject``; ``assert_event(name, data)`` checks one
+``#/components/schemas/RunObject``; ``assert_served(obj, name)`` against it with
+the differences the server's own document declares (``api.openapi.DEVIATIONS``:
+``null`` for an unset expiry, an empty list's ids…); ``assert_event(name, data)`` checks one
 stream event against ``AssistantStreamEvent``. The schemas come from
 ``spec_schemas.json`` beside this module, derived from the spec by
 ``scripts/derive_spec_schemas.py`` (which names the spec's sha256 and commit, and
@@ -22,6 +24,7 @@ import jsonschema_rs
 
 from scripts.derive_spec_schemas import REF_PREFIX, closure
 from scripts.derive_spec_schemas import refs as refs_of
+from threadline.api.openapi import with_deviations
 
 SCHEMAS_PATH = Path(__file__).with_name("spec_schemas.json")
 RUN_STATUSES = {
@@ -51,9 +54,15 @@ def schemas() -> dict[str, Any]:
     return found
 
 
-def _compile(root: dict[str, Any]) -> Any:
+@lru_cache(maxsize=1)
+def served_schemas() -> dict[str, Any]:
+    """``schemas()`` with the server's declared deviations from them."""
+    return with_deviations(schemas())
+
+
+def _compile(root: dict[str, Any], among: dict[str, Any] | None = None) -> Any:
     """A validator for ``root`` carrying only the schemas it reaches (fast to build)."""
-    reached = closure(schemas(), refs_of(root))
+    reached = closure(schemas() if among is None else among, refs_of(root))
     document = {**root, "components": {"schemas": reached}}
     return jsonschema_rs.Draft202012Validator(document, validate_formats=False)
 
@@ -66,6 +75,22 @@ def validator(name: str) -> Any:
             " scripts/derive_spec_schemas.py and derive the file again"
         )
     return _compile({"$ref": f"{REF_PREFIX}{name}"})
+
+
+@lru_cache(maxsize=64)
+def served_validator(name: str) -> Any:
+    validator(name)  # the same refusal for a name the file lacks
+    return _compile({"$ref": f"{REF_PREFIX}{name}"}, served_schemas())
+
+
+def assert_served(obj: Any, name: str) -> None:
+    """``obj`` is valid against ``<name>`` as the server's own document declares it:
+    OpenAI's schema and the deviations that document lists, nothing else."""
+    errors = [
+        f"{'/'.join(map(str, e.instance_path))}: {e.message}"
+        for e in served_validator(name).iter_errors(obj)
+    ]
+    assert not errors, f"not a valid {name}: {errors[:5]}\n{json.dumps(obj)[:2000]}"
 
 
 def schema_errors(obj: Any, name: str) -> list[str]:

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from scripts.derive_spec_schemas import ROOTS, SpecError, derive, main, refs, render
+from scripts.derive_spec_schemas import ROOTS, SpecError, derive, main, refs, render, served
 from tests.support.spec_schema import SCHEMAS_PATH, assert_schema, derived, schema_errors
+from threadline.schemas import openai_responses
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -215,6 +216,50 @@ def test_the_generator_check_mode_compares_without_writing(
     assert main([str(spec), "--out", str(out), "--check"]) == 0
     out.write_text(out.read_text().replace('"integer"', '"number"'))
     assert main([str(spec), "--out", str(out), "--check"]) == 1
+
+
+SMALL_PATHS = """\
+paths:
+  /vector_stores/{id}:
+    get:
+      operationId: getThing
+      responses:
+        "200":
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Thing'}
+  /uploads:
+    post:
+      operationId: createUpload
+      responses:
+        "200":
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Unrelated'}
+"""
+
+
+def test_the_servers_copy_comes_from_the_same_spec() -> None:
+    assert openai_responses.source() == derived()["source"]
+    assert len(openai_responses.operations()) == 44
+    answer = openai_responses.operations()["getRun"]["application/json"]
+    assert answer == {"schema": {"$ref": "#/components/schemas/RunObject"}}
+    assert "nullable" not in all_keys(openai_responses.schemas())
+
+
+def test_the_generator_derives_what_the_server_declares(tmp_path: Path) -> None:
+    spec = tmp_path / "small.yaml"
+    small = (SMALL_SPEC + "    ErrorResponse:\n      type: object\n").replace(
+        "components:", SMALL_PATHS + "components:", 1
+    )
+    spec.write_text(small)
+    out = tmp_path / "served.json"
+    assert main([str(spec), "--served", "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert list(written["operations"]) == ["getThing"]  # uploads are not served
+    assert set(written["schemas"]) == {"Thing", "Part", "ErrorResponse"}
+    assert written == served(small.encode(), name="small.yaml")
+    assert main([str(spec), "--served", "--out", str(out), "--check"]) == 0
 
 
 def test_nothing_the_tests_run_reads_beside_the_repository() -> None:

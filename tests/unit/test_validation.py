@@ -300,7 +300,7 @@ def test_assistant_errors_read_like_openais(
                     {
                         "role": "user",
                         "content": [
-                            {"type": "image_url", "image_url": {"url": "u", "detail": "hd"}}
+                            {"type": "image_url", "image_url": {"url": "a:u", "detail": "hd"}}
                         ],
                     }
                 ]

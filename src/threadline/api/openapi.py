@@ -1,17 +1,22 @@
 """The server's own OpenAPI document (``/openapi.json``), made to say what the
 server does: OpenAI's operation ids, bearer auth, the ``OpenAI-Beta`` header,
 every status an operation answers with OpenAI's error envelope (never FastAPI's
-``422``, which the server does not send), ``text/event-stream`` for streams.
+``422``, which the server does not send), ``text/event-stream`` for streams, and
+for each of OpenAI's operations the response schema OpenAI's spec gives it
+(``schemas/openai_responses.py``), with the few differences in ``DEVIATIONS``.
 
-FastAPI builds the document from the routes; ``document`` rewrites what it
-cannot know."""
+FastAPI builds the document from the routes (the request bodies come from the
+wire models); ``document`` rewrites what it cannot know."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+
+from threadline.schemas import openai_responses
 
 PREFIX = "/v1"
 OPERATION_IDS = {
@@ -93,17 +98,46 @@ ERRORS = {
     "500": "The server had an error.",
 }
 
+_REF = "#/components/schemas/"
+
+_LISTS = (
+    "ListAssistantsResponse",
+    "ListMessagesResponse",
+    "ListRunsResponse",
+    "ListRunStepsResponse",
+    "ListFilesResponse",
+    "ListVectorStoresResponse",
+    "ListVectorStoreFilesResponse",
+)
+_EMPTY_LIST = (
+    "An empty list's `first_id` and `last_id` are `null`: what OpenAI's service sent "
+    "and its SDKs type as optional, though its spec says string."
+)
+_UNSET = (
+    "`null` when not set: OpenAI's SDKs read it as optional, though the spec's type has no null."
+)
+_NULL = {"type": "null"}
+DEVIATIONS: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
+    **{(name, key): (_NULL, _EMPTY_LIST) for name in _LISTS for key in ("first_id", "last_id")},
+    ("OpenAIFile", "expires_at"): (_NULL, _UNSET),
+    ("OpenAIFile", "status_details"): (_NULL, _UNSET),
+    ("OpenAIFile", "purpose"): (
+        {"type": "string", "enum": ["evals"]},
+        "The spec lets a file be uploaded for `evals` (`createFile`) but its File object "
+        "does not list that purpose; the file reports the purpose it was uploaded with.",
+    ),
+    ("VectorStoreObject", "name"): (
+        _NULL,
+        "A store created without a name (`name` is optional on create) has none: `null`.",
+    ),
+    ("VectorStoreObject", "expires_after"): (_NULL, _UNSET),
+}
+"""Where the server's answers differ from OpenAI's spec: for (schema, property), the
+other value the server may send, and why. The document says so
+(``x-threadline-deviation``)."""
+
+
 _SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["message", "type", "param", "code"],
-        "properties": {
-            "message": {"type": "string"},
-            "type": {"type": "string"},
-            "param": {"type": ["string", "null"]},
-            "code": {"type": ["string", "null"]},
-        },
-    },
     "ServerSentEvent": {
         "type": "object",
         "description": "One event of a run's stream (OpenAI's `AssistantStreamEvent`): "
@@ -115,11 +149,6 @@ _SCHEMAS: dict[str, Any] = {
             "event": {"type": "string"},
             "data": {"type": "string"},
         },
-    },
-    "ErrorResponse": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": {"$ref": "#/components/schemas/Error"}},
     },
 }
 
@@ -154,6 +183,10 @@ def document(app: FastAPI) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas.update(_SCHEMAS)
+    for name, schema in _openai_schemas().items():
+        if name in schemas:  # a wire model named as one of OpenAI's: two meanings
+            raise RuntimeError(f"the document has two schemas named {name}")
+        schemas[name] = schema
     components["responses"] = {
         status: {
             "description": text,
@@ -168,7 +201,49 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, operations in doc.get("paths", {}).items():
         for method, operation in operations.items():
             _operation(path.removeprefix(PREFIX), method, operation)
+    _prune(doc)
     return doc
+
+
+def _openai_schemas() -> dict[str, Any]:
+    """OpenAI's schemas for its operations' answers, with ``DEVIATIONS`` applied."""
+    return with_deviations(openai_responses.schemas())
+
+
+def with_deviations(schemas: dict[str, Any]) -> dict[str, Any]:
+    """A copy of OpenAI's ``schemas`` that also allows what ``DEVIATIONS`` lists."""
+    patched = copy.deepcopy(schemas)
+    for (name, key), (other, reason) in DEVIATIONS.items():
+        properties = patched[name]["properties"]
+        properties[key] = {
+            "anyOf": [properties[key], copy.deepcopy(other)],
+            "x-threadline-deviation": reason,
+        }
+    return patched
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        found = {ref.removeprefix(_REF)} if isinstance(ref, str) and ref.startswith(_REF) else set()
+        return found.union(*(_refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(item) for item in node))
+    return set()
+
+
+def _prune(doc: dict[str, Any]) -> None:
+    """Drop the schemas no operation reaches (the wire models of the answers that
+    OpenAI's schemas replaced)."""
+    schemas: dict[str, Any] = doc["components"]["schemas"]
+    reached: set[str] = set()
+    pending = _refs(doc["paths"]) | _refs(doc["components"].get("responses", {}))
+    while pending:
+        name = pending.pop()
+        if name not in reached:
+            reached.add(name)
+            pending |= _refs(schemas[name]) - reached
+    doc["components"]["schemas"] = {k: v for k, v in sorted(schemas.items()) if k in reached}
 
 
 def _operation(path: str, method: str, operation: dict[str, Any]) -> None:
@@ -186,6 +261,9 @@ def _operation(path: str, method: str, operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation["responses"]
     responses.pop("422", None)
     ok = responses.setdefault("200", {"description": "Successful Response"})
+    answer = openai_responses.operations().get(operation_id or "", {}).get("application/json")
+    if answer is not None:
+        ok["content"] = {"application/json": copy.deepcopy(answer)}
     if operation_id in STREAMING:
         ok["content"]["text/event-stream"] = _EVENT_STREAM
     elif operation_id == "resumeRunEvents":

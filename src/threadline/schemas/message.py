@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from threadline.domain import limits
 from threadline.schemas.common import Metadata, Request, WireObject
@@ -18,8 +20,26 @@ class ImageFile(Request):
     detail: Detail = "auto"
 
 
+_URI = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?#\[\]]|%[0-9A-Fa-f]{2})*"
+)
+
+
+def _uri(value: str) -> str:
+    """An absolute URI (RFC 3986: a scheme, then only the characters a URI holds),
+    as the spec's ``format: uri`` asks."""
+    if not _URI.fullmatch(value):
+        raise PydanticCustomError(
+            "invalid_url", "Expected a valid URL, but got a value with an invalid format"
+        )
+    return value
+
+
+Uri = Annotated[str, Field(min_length=1, json_schema_extra={"format": "uri"}), AfterValidator(_uri)]
+
+
 class ImageUrl(Request):
-    url: Annotated[str, Field(min_length=1)]
+    url: Uri
     detail: Detail = "auto"
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from threadline.domain import limits
@@ -122,10 +123,22 @@ BatchFiles = Annotated[
 
 
 class CreateFileBatchRequest(Request):
-    file_ids: BatchFileIds | None = None
-    files: BatchFiles | None = None
+    # One of the two lists, never null: the schema says so as OpenAI's does.
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["file_ids"]}, {"required": ["files"]}]}
+    )
+
+    file_ids: BatchFileIds | SkipJsonSchema[None] = None
+    files: BatchFiles | SkipJsonSchema[None] = None
     chunking_strategy: ChunkingStrategy | None = None
     attributes: Attributes = None
+
+    @field_validator("file_ids", "files", mode="before")
+    @classmethod
+    def _list_not_null(cls, value: object) -> object:
+        if value is None:
+            raise PydanticCustomError("list_type", "Input should be a valid list")
+        return value
 
     @model_validator(mode="after")
     def _one_list(self) -> CreateFileBatchRequest:
@@ -154,13 +167,16 @@ FilterValue = str | bool | int | float | list[str | int | float]
 
 class ComparisonFilter(Request):
     type: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"]
-    key: str
+    key: Annotated[str, Field(min_length=1, max_length=limits.ATTRIBUTE_KEY_MAX_CHARS)]
     value: FilterValue
 
 
 class CompoundFilter(Request):
     type: Literal["and", "or"]
-    filters: list[Annotated[ComparisonFilter | CompoundFilter, Field(discriminator="type")]]
+    filters: Annotated[
+        list[Annotated[ComparisonFilter | CompoundFilter, Field(discriminator="type")]],
+        Field(min_length=1),
+    ]
 
 
 Filter = Annotated[ComparisonFilter | CompoundFilter, Field(discriminator="type")]
