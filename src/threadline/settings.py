@@ -16,6 +16,7 @@ ModelBackendName = Literal["local", "openai", "scripted"]
 EmbedderName = Literal["local", "openai", "hash"]
 QueueName = Literal["inprocess", "procrastinate"]
 SandboxChoice = Literal["auto", "gvisor", "bwrap", "off"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -38,11 +39,24 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     log_level: str = "info"
+    log_format: LogFormat = "text"
+    """``json``: one JSON object a line, with ``request_id``, ``run_id``,
+    ``thread_id`` and ``project`` where the line has them."""
     request_head_timeout_seconds: float = Field(default=10.0, gt=0)
     """A request's line and headers must arrive within this long (slow clients)."""
     request_body_timeout_seconds: float = Field(default=30.0, gt=0)
     """The longest wait between two pieces of a request body before the connection
     is closed."""
+
+    # --- operations -------------------------------------------------------------
+    metrics_token: str | None = None
+    """When set, ``/metrics`` asks for ``Authorization: Bearer <token>`` (API keys
+    do not open it: it counts every project's runs)."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve ``/metrics`` on this port of its own (``threadline worker`` processes
+    serve it only so), and not on the API's port."""
+    metrics_host: str | None = None
+    """Where the metrics port listens; default: ``host``."""
 
     # --- runs -------------------------------------------------------------------
     run_expires_seconds: int = Field(default=600, ge=1)

@@ -17,6 +17,8 @@ from threadline.services.files import FileService
 from threadline.services.ingestion import IngestionWorker
 from threadline.services.keys import KeyService
 from threadline.services.messages import MessageService
+from threadline.services.metrics import MetricsService
+from threadline.services.run_admin import RunAdmin
 from threadline.services.runs import RunService
 from threadline.services.threads import ThreadService
 from threadline.services.vector_store_files import VectorStoreFileService
@@ -44,6 +46,8 @@ class Services:
     vector_stores: VectorStoreService
     vector_store_files: VectorStoreFileService
     ingestion: IngestionWorker
+    metrics: MetricsService
+    run_admin: RunAdmin
     code_interpreter: CodeInterpreter | None = None
     _warming: asyncio.Task[None] | None = None
 

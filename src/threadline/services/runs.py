@@ -148,12 +148,14 @@ class RunService:
                 slot.release()
             raise
         events = [*events, ("thread.run.created", run), ("thread.run.queued", run)]
+        self.lifecycle.metrics.run_reached(str(S.QUEUED), run["model"])
         if claimed is None:
             await self.lifecycle.publish(run["id"], events)
             await self.queue.enqueue(run["id"])
             return run
         assert slot is not None
         events.append(("thread.run.in_progress", claimed.run))
+        self.lifecycle.metrics.run_reached(str(S.IN_PROGRESS), run["model"])
         await self.lifecycle.publish(run["id"], events)
         slot.start(run["id"], functools.partial(self.executor.execute_claimed, claimed))
         # Let the turn send its model request before this request's response is
