@@ -11,6 +11,7 @@ ingestion backlog) are read from storage when ``/metrics`` is scraped
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -98,6 +99,16 @@ class Metrics:
             registry=r,
         )
         self._models: set[str] = set()
+        # Each metric's labelled children, looked up once: ``labels()`` takes a
+        # lock and checks its arguments on every call.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def model_label(self, model: object) -> str:
         """``model`` as a label value: bounded in length and in distinct values."""
@@ -112,23 +123,23 @@ class Metrics:
     # --- what the engine and services report ------------------------------------
 
     def run_reached(self, status: str, model: object) -> None:
-        self.runs.labels(status, self.model_label(model)).inc()
+        self._child(self.runs, status, self.model_label(model)).inc()
 
     def run_ended(self, status: str, model: object, seconds: float) -> None:
         self.run_reached(status, model)
-        self.run_duration.labels(status).observe(max(seconds, 0.0))
+        self._child(self.run_duration, status).observe(max(seconds, 0.0))
 
     def model_call(self, model: object, seconds: float, first_token: float | None) -> None:
         label = self.model_label(model)
-        self.model_calls.labels(label).observe(seconds)
+        self._child(self.model_calls, label).observe(seconds)
         if first_token is not None:
-            self.first_token.labels(label).observe(first_token)
+            self._child(self.first_token, label).observe(first_token)
 
     def model_error(self, model: object, code: str) -> None:
-        self.model_errors.labels(self.model_label(model), code).inc()
+        self._child(self.model_errors, self.model_label(model), code).inc()
 
     def lease_takeover(self, outcome: str) -> None:
-        self.lease_takeovers.labels(outcome).inc()
+        self._child(self.lease_takeovers, outcome).inc()
 
     def track_sandbox_sessions(self, live: Callable[[], int]) -> None:
         """Read the number of live sessions from ``live`` at each scrape."""
