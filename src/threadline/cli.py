@@ -1,4 +1,4 @@
-"""The ``threadline`` command: serve, worker, migrate, keys."""
+"""The ``threadline`` command: serve, worker, migrate, keys, runs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from collections.abc import Sequence
 import pydantic
 import sqlalchemy.exc
 
+from threadline.domain.run_status import RunStatus
 from threadline.errors import ThreadlineError
+from threadline.observability.logs import configure, uvicorn_log_config
+from threadline.services.run_admin import LISTED
 from threadline.settings import Settings
 from threadline.wiring import build_services
 
@@ -41,6 +44,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             settings.port,
             log_level=settings.log_level,
             timeout_graceful_shutdown=10,
+            # json: uvicorn's lines go through the root's JSON handler too.
+            **({"log_config": uvicorn_log_config()} if settings.log_format == "json" else {}),
         )
     )
     server.run()
@@ -50,17 +55,24 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 async def _work(settings: Settings) -> None:
     """A worker process: executes runs and sweeps until SIGTERM or SIGINT, then
     stops taking turns and gives running ones the grace period."""
+    from threadline.api.metrics import MetricsListener
+
     services = build_services(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    listener = MetricsListener(services) if settings.metrics_port is not None else None
     try:
         await services.start(api=False)
+        if listener is not None:
+            await listener.start()
         log.info("worker %s started", services.worker.worker_id)
         await stop.wait()
         log.info("stopping: running turns get %.0f s", settings.worker_grace_seconds)
     finally:
+        if listener is not None:
+            await listener.aclose()
         await services.aclose()
 
 
@@ -90,6 +102,36 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> None:
         await services.aclose()
 
 
+async def _runs(settings: Settings, args: argparse.Namespace) -> None:
+    services = build_services(settings)  # a deployment's database: not migrated here
+    try:
+        admin = services.run_admin
+        if args.runs_command == "list":
+            statuses = [RunStatus(s) for s in args.status] if args.status else LISTED
+            for row in await admin.list(statuses, args.project, args.limit):
+                run = row.pop("run")
+                print(json.dumps({**_summary(run), **row}))
+        elif args.runs_command == "show":
+            print(json.dumps(await admin.show(args.run_id), indent=2))
+        else:
+            run = await admin.cancel(args.run_id)
+            print(json.dumps(_summary(run)))
+    finally:
+        await services.aclose()
+
+
+def _summary(run: dict[str, object]) -> dict[str, object]:
+    keys = ("id", "status", "thread_id", "assistant_id", "model", "created_at", "started_at")
+    return {key: run.get(key) for key in keys}
+
+
+def _limit(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 10000")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="threadline", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -111,6 +153,23 @@ def parser() -> argparse.ArgumentParser:
     keys_sub.add_parser("list", help="list keys (never the secret)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
+    runs = sub.add_parser("runs", help="look at and cancel runs of every project")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    listing = runs_sub.add_parser(
+        "list", help="active runs (queued, in_progress, requires_action, cancelling), oldest first"
+    )
+    listing.add_argument("--project", default=None, help="only this project's runs")
+    listing.add_argument(
+        "--status",
+        action="append",
+        choices=[str(s) for s in RunStatus],
+        help="only runs with this status (repeatable)",
+    )
+    listing.add_argument("--limit", type=_limit, default=100)
+    show = runs_sub.add_parser("show", help="a run, its steps and its timeline")
+    show.add_argument("run_id")
+    cancel = runs_sub.add_parser("cancel", help="cancel a run as its project's API would")
+    cancel.add_argument("run_id")
     return root
 
 
@@ -121,9 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings()
     except pydantic.ValidationError as exc:
         return _fail(f"invalid settings: {exc}")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure(settings.log_level, settings.log_format)
     if args.command == "serve":
         return _serve(settings, args)
     try:
@@ -135,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_work(settings))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "runs":
+            asyncio.run(_runs(settings, args))
         else:
             asyncio.run(_keys(settings, args))
     except ThreadlineError as exc:

@@ -17,6 +17,7 @@ EmbedderName = Literal["local", "openai", "hash"]
 QueueName = Literal["inprocess", "procrastinate"]
 SandboxChoice = Literal["auto", "gvisor", "bwrap", "off"]
 BlobStoreName = Literal["local", "s3"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     """How often files past ``expires_at`` are deleted and overdue uploads expired."""
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     log_level: str = "info"
+    log_format: LogFormat = "text"
+    """``json``: one JSON object a line, with ``request_id``, ``run_id``,
+    ``thread_id`` and ``project`` where the line has them."""
     request_head_timeout_seconds: float = Field(default=10.0, gt=0)
     """A request's line and headers must arrive within this long (slow clients)."""
     request_body_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -64,6 +68,16 @@ class Settings(BaseSettings):
     """With the secret: these keys; without: botocore's chain (``AWS_*``, profile, role)."""
     s3_secret_access_key: str | None = None
     s3_prefix: str = "threadline/files/"
+
+    # --- operations -------------------------------------------------------------
+    metrics_token: str | None = None
+    """When set, ``/metrics`` asks for ``Authorization: Bearer <token>`` (API keys
+    do not open it: it counts every project's runs)."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve ``/metrics`` on this port of its own (``threadline worker`` processes
+    serve it only so), and not on the API's port."""
+    metrics_host: str | None = None
+    """Where the metrics port listens; default: ``host``."""
 
     # --- runs -------------------------------------------------------------------
     run_expires_seconds: int = Field(default=600, ge=1)

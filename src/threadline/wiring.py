@@ -13,6 +13,7 @@ from threadline.engine.worker import RunWorker
 from threadline.models.base import ModelBackend
 from threadline.models.registry import build_backend
 from threadline.models.tokens import get_encoding
+from threadline.observability.metrics import Metrics
 from threadline.queue.base import RunQueue
 from threadline.queue.inprocess import InProcessQueue
 from threadline.retrieval.chunking import OrdinaryTokenizer
@@ -26,7 +27,9 @@ from threadline.services.files import FileService
 from threadline.services.ingestion import IngestionWorker
 from threadline.services.keys import KeyService
 from threadline.services.messages import MessageService
+from threadline.services.metrics import MetricsService
 from threadline.services.references import References
+from threadline.services.run_admin import RunAdmin
 from threadline.services.runs import RunService
 from threadline.services.threads import ThreadService
 from threadline.services.uploads import UploadService
@@ -54,13 +57,15 @@ def build_services(
     refs = References()
     blobs = build_blobs(settings)
     bus = build_bus(settings)
-    lifecycle = Lifecycle(db, bus)
+    metrics = Metrics()
+    lifecycle = Lifecycle(db, bus, metrics=metrics)
     queue = build_queue(settings)
     model = backend or build_backend(settings)
     threads = ThreadService(db, refs)
     pipeline = pipeline or build_pipeline(settings, db)
     searcher = FileSearch(db, pipeline, ready_wait=settings.file_search_ready_wait_seconds)
     code_interpreter = CodeInterpreter(db, blobs, settings)
+    metrics.track_sandbox_sessions(lambda: len(code_interpreter.pool or ()))
     threads.on_delete = code_interpreter.close_thread
     toolbox = Toolbox.of([searcher, code_interpreter])
     worker = RunWorker(db, lifecycle, queue, model, settings, toolbox)
@@ -76,6 +81,7 @@ def build_services(
     refs.notify_ingestion = ingestion.notify
     files = FileService(db, blobs, settings.max_upload_bytes)
     uploads = UploadService(db, blobs, settings.max_upload_bytes)
+    runs = RunService(db, refs, threads, lifecycle, queue, worker.executor, model, settings)
     return Services(
         settings=settings,
         db=db,
@@ -86,7 +92,7 @@ def build_services(
         threads=threads,
         messages=MessageService(db, refs),
         files=files,
-        runs=RunService(db, refs, threads, lifecycle, queue, worker.executor, model, settings),
+        runs=runs,
         worker=worker,
         vector_stores=VectorStoreService(db, refs, pipeline, ingestion),
         vector_store_files=VectorStoreFileService(db, refs, pipeline, ingestion),
@@ -94,6 +100,8 @@ def build_services(
         uploads=uploads,
         expiry=ExpirySweeper(db, files, uploads),
         code_interpreter=code_interpreter,
+        metrics=MetricsService(db, metrics),
+        run_admin=RunAdmin(db, runs),
     )
 
 

@@ -71,4 +71,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _render(ThreadlineError("The server had an error while processing your request."))
+        # Answered outside the middleware that adds it to every other response.
+        request_id = getattr(request.state, "request_id", None)
+        headers = {"x-request-id": request_id} if request_id else None
+        return _render(
+            ThreadlineError("The server had an error while processing your request."), headers
+        )

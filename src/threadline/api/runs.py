@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
+from prometheus_client import Gauge
 
 from threadline.api.deps import Include, PageDep, ProjectDep, ServicesDep
 from threadline.api.requests import JSONRoute
@@ -18,6 +19,7 @@ from threadline.schemas.run import (
     Run,
     SubmitToolOutputsRequest,
 )
+from threadline.services.catalog import Services
 
 router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["Assistants"], route_class=JSONRoute)
 thread_and_run = APIRouter(tags=["Assistants"], route_class=JSONRoute)
@@ -28,7 +30,7 @@ async def create_thread_and_run(
     body: CreateThreadAndRunRequest, project: ProjectDep, services: ServicesDep
 ) -> Any:
     _, run = await services.runs.create_thread_and_run(project, body)
-    return run_stream(services.bus, run["id"]) if body.stream else run
+    return run_stream(services.bus, run["id"], opened=_streams(services)) if body.stream else run
 
 
 @router.post("", response_model=Run)
@@ -40,7 +42,9 @@ async def create_run(
     include: Include = None,
 ) -> Any:
     run = await services.runs.create(project, thread_id, body)
-    return run_stream(services.bus, run["id"], include=include) if body.stream else run
+    if not body.stream:
+        return run
+    return run_stream(services.bus, run["id"], include=include, opened=_streams(services))
 
 
 @router.get("", response_model=ListResponse[Run])
@@ -90,7 +94,9 @@ async def submit_tool_outputs(
     # file_search results' content (run create's `include[]` is for its own stream).
     after = await services.bus.last_seq(run_id)
     run = await services.runs.submit_tool_outputs(project, thread_id, run_id, body)
-    return run_stream(services.bus, run_id, after) if body.stream else run
+    return (
+        run_stream(services.bus, run_id, after, opened=_streams(services)) if body.stream else run
+    )
 
 
 @router.get("/{run_id}/events", response_model=None)
@@ -117,8 +123,14 @@ async def resume_stream(
     if last <= cursor and (status.is_terminal or status == RunStatus.REQUIRES_ACTION):
         # Seen to the end: nothing but `done`; a buffer that is gone: the stored run.
         lead = [] if 0 < last <= cursor else snapshot_events(cursor + 1, run)
-        return run_stream(services.bus, run_id, cursor, lead, include)
-    return run_stream(services.bus, run_id, min(cursor, last), include=include)
+        return run_stream(services.bus, run_id, cursor, lead, include, _streams(services))
+    return run_stream(
+        services.bus, run_id, min(cursor, last), include=include, opened=_streams(services)
+    )
+
+
+def _streams(services: Services) -> Gauge:
+    return services.metrics.recorder.active_streams
 
 
 def _event_id(raw: str | None) -> int:

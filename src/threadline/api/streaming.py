@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from fastapi.responses import StreamingResponse
+from prometheus_client import Gauge
 
 from threadline.api.step_results import shown_event
 from threadline.schemas.stream_event import DONE_SSE, SEGMENT_END, Event, error_payload
@@ -28,19 +29,26 @@ async def _frames(
     after: int,
     lead: list[Event] | None,
     include: Sequence[str] | None,
+    opened: Gauge | None,
 ) -> AsyncIterator[str]:
     if lead is not None:  # the whole stream, without waiting for more
         yield "".join(event.sse() for event in lead) + DONE_SSE
         return
-    # The events that are there go out together, in one write.
-    async for batch in bus.subscribe_batches(run_id, after):
-        frames = []
-        for event in batch:
-            frames.append(shown_event(event, include).sse())
-            if event.name in SEGMENT_END:
-                yield "".join(frames) + DONE_SSE
-                return
-        yield "".join(frames)
+    if opened is not None:
+        opened.inc()
+    try:
+        # The events that are there go out together, in one write.
+        async for batch in bus.subscribe_batches(run_id, after):
+            frames = []
+            for event in batch:
+                frames.append(shown_event(event, include).sse())
+                if event.name in SEGMENT_END:
+                    yield "".join(frames) + DONE_SSE
+                    return
+            yield "".join(frames)
+    finally:
+        if opened is not None:
+            opened.dec()
 
 
 def run_stream(
@@ -49,11 +57,13 @@ def run_stream(
     after: int = 0,
     lead: list[Event] | None = None,
     include: Sequence[str] | None = None,
+    opened: Gauge | None = None,
 ) -> StreamingResponse:
     """The run's events from after ``after`` (``include``: the run step
-    ``include[]`` values the stream's creator asked for)."""
+    ``include[]`` values the stream's creator asked for; ``opened``: the gauge of
+    open streams)."""
     return StreamingResponse(
-        _frames(bus, run_id, after, lead, include),
+        _frames(bus, run_id, after, lead, include, opened),
         media_type="text/event-stream",
         headers=HEADERS,
     )

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ from threadline.models.base import (
     ToolCallDelta,
     Usage,
 )
+from threadline.observability.logs import run_context
 from threadline.settings import Settings
 from threadline.storage import runs as store
 from threadline.storage.db import Database
@@ -77,6 +79,10 @@ class Executor:
 
     async def execute(self, run_id: str) -> None:
         """Claim the queued run and execute its turn (nothing if it is not queued)."""
+        with run_context(run_id):
+            await self._claim_and_execute(run_id)
+
+    async def _claim_and_execute(self, run_id: str) -> None:
         seen: list[_Seen] = []
 
         async def read(conn: AsyncConnection, project: str, run: dict[str, Any]) -> Events:
@@ -116,6 +122,11 @@ class Executor:
         await self._execute_claimed(claimed.run, Usage(), claimed.seen)
 
     async def _execute_claimed(self, run: dict[str, Any], counted: Usage, seen: _Seen) -> None:
+        with run_context(run["id"], run["thread_id"], seen.project_id):  # on the turn's lines
+            log.debug("turn started on %s", run["model"])
+            await self._execute_turn(run, counted, seen)
+
+    async def _execute_turn(self, run: dict[str, Any], counted: Usage, seen: _Seen) -> None:
         run_id = run["id"]
         if run.get("expires_at") is not None and run["expires_at"] <= stamp(self.clock):
             await _tolerate(self.lifecycle.expire(run_id))
@@ -129,6 +140,7 @@ class Executor:
             await shielded(self._after_abort(run_id))
             raise
         except ModelError as exc:
+            self.lifecycle.metrics.model_error(run.get("model"), exc.code)
             await self._fail(run_id, exc.code, exc.message)
         except Exception:
             log.exception("run %s failed", run_id)
@@ -175,7 +187,8 @@ class Executor:
         """Make a turn's last move; if the run was cancelled meanwhile, finish the
         cancel instead; if it expired or was taken over, leave it."""
         try:
-            await move
+            moved = await move
+            log.debug("turn ended: %s", moved.run["status"])
         except WrongStatus as refused:
             if refused.current == S.CANCELLING:
                 await _tolerate(self.lifecycle.finish_cancel(run_id=refused.run_id))
@@ -277,15 +290,22 @@ class Executor:
 
     async def _call_model(self, request: ModelRequest, output: TurnOutput) -> Finish:
         finish: Finish | None = None
+        started = time.perf_counter()
+        first: float | None = None
         stream = self.backend.stream(request)
         try:
             async for event in stream:
                 if isinstance(event, TextDelta):
+                    if first is None:
+                        first = time.perf_counter() - started
                     await output.text(event.text)
                 elif isinstance(event, ToolCallDelta):
+                    if first is None:
+                        first = time.perf_counter() - started
                     await output.tool_delta(event)
                 else:
                     finish = event
+            self.lifecycle.metrics.model_call(request.model, time.perf_counter() - started, first)
         finally:
             # Close the model's stream (and its HTTP response) now, not at GC.
             close = getattr(stream, "aclose", None)

@@ -42,6 +42,7 @@ from threadline.domain.run_status import (
 from threadline.engine.events import EventBus, Events
 from threadline.engine.objects import usage_dict
 from threadline.models.base import Usage
+from threadline.observability.metrics import Metrics
 from threadline.schemas.stream_event import error_payload
 from threadline.storage import runs as store
 from threadline.storage.db import Database
@@ -125,10 +126,17 @@ class Move:
 
 
 class Lifecycle:
-    def __init__(self, db: Database, bus: EventBus, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        clock: Clock = SYSTEM_CLOCK,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.db = db
         self.bus = bus
         self.clock = clock
+        self.metrics = metrics or Metrics()
 
     async def publish(self, run_id: str, events: Iterable[tuple[str, dict[str, Any]]]) -> None:
         await self.bus.publish_all(run_id, events)
@@ -310,6 +318,11 @@ class Lifecycle:
         if target == S.FAILED:
             moved.events.append(("error", error_payload(run.get("last_error"))))
         await self.publish(run_id, moved.events)
+        if target.is_terminal:
+            age = self.clock.time() - float(run["created_at"])
+            self.metrics.run_ended(str(target), run.get("model"), age)
+        else:
+            self.metrics.run_reached(str(target), run.get("model"))
         return moved
 
     async def _close_output(

@@ -17,6 +17,7 @@ from threadline.domain.clock import stamp
 from threadline.domain.run_status import ACTIVE, RunStatus
 from threadline.engine.events import Events
 from threadline.engine.lifecycle import Lifecycle, TransitionRefused, WrongStatus
+from threadline.observability.logs import run_context
 from threadline.queue.base import RunQueue
 from threadline.storage import runs as store
 from threadline.storage.db import Database
@@ -69,6 +70,10 @@ class Sweeper:
     async def _recover(self, run_id: str) -> None:
         """A run whose worker stopped renewing its lease: finish its cancel, or
         queue it again, or, after ``MAX_ATTEMPTS``, fail it."""
+        with run_context(run_id):
+            await self._take_over(run_id)
+
+    async def _take_over(self, run_id: str) -> None:
         try:
             await self.lifecycle.hand_back(
                 run_id, None, work=_retry_or_give_up, attempt=store.R.attempts + 1
@@ -78,16 +83,19 @@ class Sweeper:
                 await self.lifecycle.fail(
                     run_id, "server_error", "The run's worker stopped responding too many times."
                 )
+                self.lifecycle.metrics.lease_takeover("failed")
             return
         except WrongStatus as refused:
             if refused.current == S.CANCELLING:
                 with contextlib.suppress(TransitionRefused):
                     await self.lifecycle.finish_cancel(run_id)
+                    self.lifecycle.metrics.lease_takeover("cancelled")
             elif refused.current == S.QUEUED:
                 await self.queue.enqueue(run_id)  # its execution died before it began
             return
         except TransitionRefused:
             return
+        self.lifecycle.metrics.lease_takeover("requeued")
         log.warning("run %s lost its worker; queued again", run_id)
         await self.queue.enqueue(run_id)
 

@@ -18,6 +18,8 @@ from threadline.services.files import FileService
 from threadline.services.ingestion import IngestionWorker
 from threadline.services.keys import KeyService
 from threadline.services.messages import MessageService
+from threadline.services.metrics import MetricsService
+from threadline.services.run_admin import RunAdmin
 from threadline.services.runs import RunService
 from threadline.services.threads import ThreadService
 from threadline.services.uploads import UploadService
@@ -48,6 +50,8 @@ class Services:
     ingestion: IngestionWorker
     uploads: UploadService
     expiry: ExpirySweeper
+    metrics: MetricsService
+    run_admin: RunAdmin
     code_interpreter: CodeInterpreter | None = None
     _warming: asyncio.Task[None] | None = None
 

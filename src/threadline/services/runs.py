@@ -148,6 +148,7 @@ class RunService:
                 slot.release()
             raise
         events = [*events, ("thread.run.created", run), ("thread.run.queued", run)]
+        self.lifecycle.metrics.run_reached(str(S.QUEUED), run["model"])
         # The run is stored: it is executed even if its first events cannot be
         # published (the event bus unreachable), never left queued with no job.
         if claimed is None:
@@ -158,6 +159,7 @@ class RunService:
             return run
         assert slot is not None
         events.append(("thread.run.in_progress", claimed.run))
+        self.lifecycle.metrics.run_reached(str(S.IN_PROGRESS), run["model"])
         try:
             await self.lifecycle.publish(run["id"], events)
         finally:

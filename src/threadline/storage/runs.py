@@ -205,3 +205,36 @@ async def renew_lease(conn: AsyncConnection, run_id: str, owner: str, until: flo
         .values(lease_expires_at=until)
     )
     return bool(result.rowcount == 1)
+
+
+async def runs_with_status(
+    conn: AsyncConnection,
+    statuses: Iterable[RunStatus],
+    *,
+    project_id: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Runs of any project (or of ``project_id``) with one of ``statuses``, oldest
+    first, each with its project and lease: what an operator lists."""
+    query = sa.select(R.project_id, R.lease_owner, R.lease_expires_at, R.attempts, R.data).where(
+        R.status.in_([str(s) for s in statuses])
+    )
+    if project_id is not None:
+        query = query.where(R.project_id == project_id)
+    rows = await conn.execute(query.order_by(R.seq).limit(limit))
+    return [
+        {
+            "project_id": row.project_id,
+            "lease_owner": row.lease_owner,
+            "lease_expires_at": row.lease_expires_at,
+            "attempts": int(row.attempts),
+            "run": dict(row.data),
+        }
+        for row in rows
+    ]
+
+
+async def find_run(conn: AsyncConnection, run_id: str) -> tuple[str, dict[str, Any]] | None:
+    """A run of any project, with its project id; ``None`` when there is none."""
+    row = (await _RUN_ROW.execute(conn, {"run_id": run_id})).first()
+    return None if row is None else (str(row.project_id), dict(row.data))

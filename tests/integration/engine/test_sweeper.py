@@ -37,6 +37,10 @@ async def test_a_lapsed_lease_is_queued_again_then_failed(kit: Any) -> None:
     row = await kit.row(run["id"])
     assert row.status == "failed"
     assert row.data["last_error"]["code"] == "server_error"
+    counted = kit.lifecycle.metrics.registry.get_sample_value
+    takeovers = "threadline_lease_takeovers_total"
+    assert counted(takeovers, {"outcome": "requeued"}) == MAX_ATTEMPTS - 1
+    assert counted(takeovers, {"outcome": "failed"}) == 1
 
 
 async def test_queued_runs_are_handed_to_the_queue_again_now_and_then(kit: Any) -> None:
