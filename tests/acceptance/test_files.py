@@ -154,6 +154,9 @@ def test_expires_after_sets_expires_at(client: openai.OpenAI) -> None:
         ({"anchor": "created_at", "seconds": 3599}, "expires_after.seconds"),
         ({"anchor": "created_at", "seconds": 2_592_001}, "expires_after.seconds"),
         ({"anchor": "created_at", "seconds": "soon"}, "expires_after.seconds"),
+        # str.isdigit() holds for these, int() fails on the first, reads the second.
+        ({"anchor": "created_at", "seconds": "3600\u00b3"}, "expires_after.seconds"),
+        ({"anchor": "created_at", "seconds": "\u0663\u0666\u0660\u0660"}, "expires_after.seconds"),
         ({"anchor": "created_at"}, "expires_after.seconds"),
         ({"anchor": "last_active_at", "seconds": 3600}, "expires_after.anchor"),
         ({"seconds": 3600}, "expires_after.anchor"),

@@ -118,7 +118,9 @@ def expires_after_seconds(anchor: str | None, seconds: str | None) -> int | None
         )
     low, high = limits.FILE_EXPIRY_SECONDS_MIN, limits.FILE_EXPIRY_SECONDS_MAX
     text = (seconds or "").strip()
-    if not text.isdigit() or not low <= int(text) <= high:
+    # ASCII digits only: str.isdigit() also holds for "³" (int() refuses it) and
+    # for other scripts' digits (int() reads them).
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise InvalidRequestError(
             f"Invalid 'expires_after.seconds': expected an integer from {low} to {high}, "
             f"got {seconds!r}.",
