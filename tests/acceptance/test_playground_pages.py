@@ -91,6 +91,22 @@ def test_the_files_and_stores_pages_render(client: openai.OpenAI, path: str, tex
     assert text in page.text
 
 
+@pytest.mark.parametrize("temperature", ["nan", "inf", "1e999"])
+def test_a_number_json_cannot_hold_is_refused_on_the_form(
+    client: openai.OpenAI, temperature: str
+) -> None:
+    root = str(client.base_url).rstrip("/").removesuffix("/v1")
+    page = httpx.post(
+        f"{root}/playground/assistants",
+        headers={"HX-Request": "true", "Authorization": f"Bearer {KEY_A}"},
+        data={"model": "gpt-4o", "name": "not-finite", "temperature": temperature},
+        timeout=30,
+    )
+    assert page.status_code == 400
+    assert "temperature must be a number" in page.text
+    assert all(a.name != "not-finite" for a in client.beta.assistants.list(limit=100))
+
+
 def test_the_root_leads_to_the_playground(client: openai.OpenAI) -> None:
     root = str(client.base_url).rstrip("/").removesuffix("/v1")
     response = httpx.get(f"{root}/", timeout=30)

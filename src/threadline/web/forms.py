@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -36,9 +37,12 @@ def _number(field: str, text: str) -> float | None:
     if not text:
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise FormError(field, f"{field} must be a number, not {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):  # "nan", "inf", "1e999": no JSON number holds them
+        raise FormError(field, f"{field} must be a number, not {text!r}")
+    return value
 
 
 def functions(text: str) -> list[dict[str, Any]]:
