@@ -107,10 +107,10 @@ class CodeSession:
             # server's loop (uvloop) does not take those.
             argv = [_SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *argv]
         try:
-            argv = await asyncio.to_thread(self._guard.wrap, self._name, argv)
-        except OSError as exc:
-            raise SessionFailed(f"the session's memory could not be bounded: {exc}") from exc
-        try:
+            try:
+                argv = await asyncio.to_thread(self._guard.wrap, self._name, argv)
+            except OSError as exc:
+                raise SessionFailed(f"the session's memory could not be bounded: {exc}") from exc
             self._process = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
@@ -120,6 +120,12 @@ class CodeSession:
                 start_new_session=True,
                 pass_fds=spawn.pass_fds,
             )
+        except BaseException:
+            # Not started: what the guard and the sandbox made for it goes now
+            # (``_stop`` only cleans up after a process).
+            await self._guard.release(self._name)
+            await self._sandbox.cleanup(self._name)
+            raise
         finally:
             for fd in spawn.pass_fds:
                 os.close(fd)

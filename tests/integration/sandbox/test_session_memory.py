@@ -6,6 +6,7 @@ loop keeps turning meanwhile, and the session works again at its next execution.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -115,3 +116,30 @@ async def test_a_guard_that_cannot_bound_a_session_refuses_to_start_it(
     unwritable.write_text("a file where the cgroup's directory would go")
     with pytest.raises(SessionFailed, match="memory could not be bounded"):
         await new_session(CgroupGuard(SESSION_MB * MIB, unwritable, 2))
+
+
+class _HalfMadeGuard(CgroupGuard):
+    """Makes the session's cgroup, then cannot set its limit (as a cgroup tree that
+    refuses ``memory.max`` would)."""
+
+    def wrap(self, session_name: str, argv: list[str]) -> list[str]:
+        self._dir(session_name).mkdir(parents=True)
+        raise PermissionError(13, "Permission denied", "memory.max")
+
+
+def _open_descriptors() -> set[str]:
+    return {
+        os.readlink(f"/proc/self/fd/{fd}")
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.exists(f"/proc/self/fd/{fd}")
+    }
+
+
+async def test_a_session_refused_at_its_start_leaves_nothing_behind(
+    new_session: SessionFactory, tmp_path: Path
+) -> None:
+    before = _open_descriptors()
+    with pytest.raises(SessionFailed, match="memory could not be bounded"):
+        await new_session(_HalfMadeGuard(SESSION_MB * MIB, tmp_path, 2))
+    assert not {d for d in _open_descriptors() - before if "threadline-seccomp" in d}
+    assert os.listdir(tmp_path) == []
