@@ -260,6 +260,30 @@ async def test_a_subscriber_resumes_after_redis_comes_back_without_loss_or_repea
         await outage.stop()
 
 
+async def test_a_stream_resumed_while_redis_is_away_waits_for_it() -> None:
+    prefix = f"test-{secrets.token_hex(6)}:"
+    outage = Outage()
+    reader = RedisEventBus(await outage.start(), prefix=prefix)
+    worker = RedisEventBus(REDIS_URL, prefix=prefix)
+    try:
+        await worker.publish_all("run_a", [("thread.run.created", {}), ("thread.run.queued", {})])
+        outage.cut()
+        # A client reconnecting with Last-Event-ID 1 while Redis restarts.
+        resumed = asyncio.ensure_future(next_batch(reader, "run_a", 1))
+        await asyncio.wait_for(outage.refused.wait(), 5)  # it tried, and failed
+        await asyncio.sleep(0.1)
+        assert not resumed.done()  # it waits for Redis, it does not end
+        outage.down = False
+        assert [e.seq for e in await asyncio.wait_for(resumed, 10)] == [2]
+    finally:
+        await reader.aclose()
+        await worker.redis.delete(
+            f"{prefix}run:run_a:seq", f"{prefix}run:run_a:events", worker.boot_key
+        )
+        await worker.aclose()
+        await outage.stop()
+
+
 async def test_a_publisher_waits_for_redis_to_come_back() -> None:
     prefix = f"test-{secrets.token_hex(6)}:"
     outage = Outage()

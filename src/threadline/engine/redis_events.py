@@ -142,10 +142,14 @@ class RedisEventBus(EventBus):
         cursor = after
         # The boot mark of the events this stream continues (None: not known yet);
         # once the connection broke or the stream went quiet it is checked again.
-        boot = await self._boot() if after else None
+        boot: bytes | None = None
+        read_boot = bool(after)  # read inside the loop: Redis may be away right now
         check = False
         while True:
             try:
+                if read_boot:
+                    boot = await self._boot()
+                    read_boot = False
                 if check and boot is not None and await self._boot() != boot:
                     yield [_lost(cursor)]
                     return
