@@ -174,3 +174,34 @@ async def test_a_resumed_turn_annotates_files_made_before_a_worker_died(
     made = await other_tool.blobs.open(note["file_path"]["file_id"])
     assert b"".join([chunk async for chunk in made.chunks()]) == b"a"
     await made.aclose()
+
+
+async def test_the_reaper_goes_on_after_the_database_was_unreachable(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sandbox_idle_seconds 4: the reaper looks every second.
+    made = CodeInterpreter(
+        db, LocalBlobStore(tmp_path / "files"), settings(tmp_path, sandbox_idle_seconds=4.0)
+    )
+    real = made.end_moved
+    calls: list[int] = []
+    looked_again = asyncio.Event()
+
+    async def flaky() -> list[str]:
+        calls.append(1)
+        if len(calls) == 1:  # what asyncpg raises while PostgreSQL restarts
+            raise ConnectionRefusedError(111, "Connect call failed")
+        looked_again.set()
+        return await real()
+
+    monkeypatch.setattr(made, "end_moved", flaky)
+    try:
+        try:
+            await made.ready()
+        except SandboxUnavailable as exc:
+            pytest.skip(f"no sandbox here: {exc}")
+        await asyncio.wait_for(looked_again.wait(), 10)
+        assert made._reaper is not None
+        assert not made._reaper.done()
+    finally:
+        await made.aclose()

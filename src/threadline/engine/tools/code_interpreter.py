@@ -138,7 +138,9 @@ class CodeInterpreter(BuiltinTool):
             await pool.reap_idle()
             try:
                 await self.end_moved()
-            except SQLAlchemyError as exc:  # the database is away: next time
+            except (SQLAlchemyError, OSError) as exc:  # the database is away: next time
+                # (asyncpg's refused connection, while PostgreSQL restarts, is an
+                # OSError that SQLAlchemy does not wrap; the reaper must not end.)
                 log.warning("could not check where code sessions run: %s", exc)
 
     async def end_moved(self) -> list[str]:
