@@ -126,6 +126,19 @@ def test_json_logs_carry_the_run_and_the_request(tmp_path: Path) -> None:
             assert poll(client, run.thread_id, run.id).status == "completed"
         finally:
             client.close()
+        # A playground page reads /v1 in-process: those inner requests have ids of
+        # their own, which must not become the page request's.
+        page = httpx.get(
+            root + "/playground/assistants",
+            headers={
+                "HX-Request": "true",
+                "Authorization": f"Bearer {KEY_A}",
+                "x-request-id": "page-request-8",
+            },
+            timeout=30,
+        )
+        assert page.status_code == 200
+        assert page.headers["x-request-id"] == "page-request-8"
     finally:
         proc.terminate()
         proc.wait(30)
@@ -143,6 +156,13 @@ def test_json_logs_carry_the_run_and_the_request(tmp_path: Path) -> None:
     ]
     assert len(access) >= 4  # the assistant, the thread, the run, its polls
     assert all(line["request_id"] == "run-request-7" for line in access)
+    pages = [
+        line
+        for line in lines
+        if line["logger"] == "uvicorn.access" and "/playground/assistants" in line["message"]
+    ]
+    assert len(pages) == 1
+    assert pages[0]["request_id"] == "page-request-8"
     health = [line for line in lines if "/healthz" in line["message"]]
     assert health, "no health checks logged"
     assert all(line["request_id"].startswith("req_") for line in health)

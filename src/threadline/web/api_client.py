@@ -62,10 +62,16 @@ def _raise_for(response: httpx.Response) -> None:
 
 
 @asynccontextmanager
-async def connect(app: ASGIApp, authorization: str) -> AsyncIterator[Api]:
-    """An ``Api`` over ``app`` itself (no socket), sending ``authorization``."""
+async def connect(
+    app: ASGIApp, authorization: str, request_id: str | None = None
+) -> AsyncIterator[Api]:
+    """An ``Api`` over ``app`` itself (no socket), sending ``authorization``, and
+    ``request_id`` (the page's own) as the requests' ``x-request-id``: they run in
+    the page request's task, whose log lines must keep carrying the page's id."""
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": authorization, "OpenAI-Beta": "assistants=v2"}
+    if request_id is not None:
+        headers["x-request-id"] = request_id
     async with httpx.AsyncClient(
         transport=transport, base_url="http://threadline/v1", headers=headers, timeout=30
     ) as client:

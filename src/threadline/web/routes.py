@@ -32,7 +32,8 @@ async def _api(request: Request) -> AsyncIterator[Api]:
     authorization = request.headers.get("authorization")
     if not authorization:
         raise ApiError(401, "Sign in with an API key first.")
-    async with connect(request.app, authorization) as api:
+    request_id = getattr(request.state, "request_id", None)
+    async with connect(request.app, authorization, request_id) as api:
         yield api
 
 
