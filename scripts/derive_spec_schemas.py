@@ -53,6 +53,8 @@ ROOTS = (
     "RunObject",
     "RunStepObject",
     "OpenAIFile",
+    "Upload",
+    "UploadPart",
     "VectorStoreObject",
     "VectorStoreFileObject",
     "VectorStoreFileBatchObject",

@@ -24,6 +24,10 @@ FILE_ANSWERS = {
     "createFile": "OpenAIFile",
     "retrieveFile": "OpenAIFile",
     "deleteFile": "DeleteFileResponse",
+    "createUpload": "Upload",
+    "addUploadPart": "UploadPart",
+    "completeUpload": "Upload",
+    "cancelUpload": "Upload",
 }
 
 OPENAI_OPERATIONS = 48  # the Assistants v2, Files, Uploads and vector store operations served

@@ -228,9 +228,9 @@ paths:
           content:
             application/json:
               schema: {$ref: '#/components/schemas/Thing'}
-  /uploads:
+  /chat/completions:
     post:
-      operationId: createUpload
+      operationId: createChatCompletion
       responses:
         "200":
           content:
@@ -241,7 +241,7 @@ paths:
 
 def test_the_servers_copy_comes_from_the_same_spec() -> None:
     assert openai_responses.source() == derived()["source"]
-    assert len(openai_responses.operations()) == 44
+    assert len(openai_responses.operations()) == 48
     answer = openai_responses.operations()["getRun"]["application/json"]
     assert answer == {"schema": {"$ref": "#/components/schemas/RunObject"}}
     assert "nullable" not in all_keys(openai_responses.schemas())
@@ -256,7 +256,7 @@ def test_the_generator_derives_what_the_server_declares(tmp_path: Path) -> None:
     out = tmp_path / "served.json"
     assert main([str(spec), "--served", "--out", str(out)]) == 0
     written = json.loads(out.read_text())
-    assert list(written["operations"]) == ["getThing"]  # uploads are not served
+    assert list(written["operations"]) == ["getThing"]  # chat completions are not served
     assert set(written["schemas"]) == {"Thing", "Part", "ErrorResponse"}
     assert written == served(small.encode(), name="small.yaml")
     assert main([str(spec), "--served", "--out", str(out), "--check"]) == 0

@@ -26,7 +26,7 @@ class CompleteUploadRequest(Request):
     md5: str | None = None
 
 
-class Upload(WireObject):
+class UploadObject(WireObject):
     id: str
     object: Literal["upload"] = "upload"
     bytes: int
@@ -38,7 +38,7 @@ class Upload(WireObject):
     file: FileObject | None = None
 
 
-class UploadPart(WireObject):
+class UploadPartObject(WireObject):
     id: str
     object: Literal["upload.part"] = "upload.part"
     created_at: int
