@@ -46,6 +46,17 @@ SHARED = (
     ),
     Allowed(
         REJECTED,
+        r"^(The parts hold \d+ bytes, but the upload was created with 'bytes' = \d+\."
+        r"|Invalid 'part_ids\[\d+\]': (no part '.*' in upload '\w+'|part '.*' is listed twice)\."
+        r"|The md5 checksum '.*' does not match the uploaded bytes \(md5 '\w+'\)\."
+        r"|Cannot \w+ upload '\w+': it is (already )?\w+\.)$",
+        "Completing an upload depends on the parts it holds and on its state (their "
+        "bytes must add up to the upload's, each listed once, the md5 theirs; an upload "
+        "completed, cancelled or expired is over), which no schema can say: a 400 as "
+        "OpenAI's service answered.",
+    ),
+    Allowed(
+        REJECTED,
         r"^Batch \w+ has no files in progress; it cannot be cancelled\.$",
         "Cancelling a file batch depends on its state (nothing left in progress), which "
         "no schema can say: a 400 like cancelling a run that has ended.",

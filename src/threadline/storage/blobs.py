@@ -9,7 +9,8 @@ import hashlib
 import os
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -84,55 +85,53 @@ class LocalBlobStore(BlobStore):
     async def put(self, key: str, source: BinaryIO, max_bytes: int) -> int:
         return await asyncio.to_thread(self._put, key, source, max_bytes)
 
-    def _put(self, key: str, source: BinaryIO, max_bytes: int) -> int:
+    @contextmanager
+    def _writing(self, key: str) -> Iterator[BinaryIO]:
+        """A file to write ``key``'s bytes into: when the block ends without an error
+        they are synced and appear under ``key`` whole; otherwise nothing does."""
         path = self.local_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
-        size = 0
         try:
             with partial.open("wb") as out:
-                while chunk := source.read(CHUNK):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise RequestTooLargeError(
-                            f"File is too large: the limit is {max_bytes} bytes.",
-                            param="file",
-                            code="file_too_large",
-                        )
-                    out.write(chunk)
+                yield out
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
+
+    def _put(self, key: str, source: BinaryIO, max_bytes: int) -> int:
+        size = 0
+        with self._writing(key) as out:
+            while chunk := source.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise RequestTooLargeError(
+                        f"File is too large: the limit is {max_bytes} bytes.",
+                        param="file",
+                        code="file_too_large",
+                    )
+                out.write(chunk)
         return size
 
     async def join(self, key: str, sources: Sequence[str]) -> Joined:
         return await asyncio.to_thread(self._join, key, list(sources))
 
     def _join(self, key: str, sources: list[str]) -> Joined:
-        path = self.local_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
-        try:
-            with partial.open("wb") as out:
-                for source in sources:
-                    try:
-                        handle = self.local_path(source).open("rb")
-                    except FileNotFoundError:
-                        raise BlobMissingError(source) from None
-                    with handle:
-                        while chunk := handle.read(CHUNK):
-                            digest.update(chunk)
-                            size += len(chunk)
-                            out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        with self._writing(key) as out:
+            for source in sources:
+                try:
+                    handle = self.local_path(source).open("rb")
+                except FileNotFoundError:
+                    raise BlobMissingError(source) from None
+                with handle:
+                    while chunk := handle.read(CHUNK):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
         return Joined(size, digest.hexdigest())
 
     async def open(self, key: str) -> BlobReader:
