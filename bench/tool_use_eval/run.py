@@ -328,6 +328,8 @@ async def main() -> int:
                 shown = problem or (out.calls or out.text[:100])
                 mark = "ok  " if problem is None else "FAIL"
                 print(f"  {mark} {case.label}: {shown}", flush=True)
+            elif len(results) % 10 == 0:
+                print(f"  {len(results)}/{len(cases)} done", flush=True)
     finally:
         await backend.aclose()
     elapsed = time.perf_counter() - started
