@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from threadline.models.base import ChatMessage, FunctionTool, ToolCall
 from threadline.models.local.calls import ParsedCall
-from threadline.models.local.policy import mentioned_numbers, without_made_up_numbers
+from threadline.models.local.policy import (
+    mentioned_numbers,
+    opens_refusal,
+    without_made_up_numbers,
+)
 from threadline.models.local.prompt import readable, render_answer
 
 FORECAST = FunctionTool(
@@ -85,3 +89,12 @@ def test_the_answer_prompt_carries_every_value_of_the_result() -> None:
     assert last.startswith("How warm is it in Paris?\n")
     assert 'get_weather(city="Paris") returned:\ntemp_c: 23\nsky: sunny' in last
     assert "(numbers, names, dates, statuses)" in last
+
+
+def test_refusal_openings() -> None:
+    assert opens_refusal("I")
+    assert opens_refusal(" Sorry")
+    assert opens_refusal("Unfortunately")
+    assert not opens_refusal("The")
+    assert not opens_refusal(" Your")
+    assert not opens_refusal("In")

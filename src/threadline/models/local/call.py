@@ -209,7 +209,8 @@ class ModelCall:
 
             def reject(token: int, retry: bool = retry) -> bool:
                 return (engine.is_call_start(token, plan.json_mode) or engine.is_eog(token)
-                        or (retry and engine.is_fence(token)))  # fmt: skip
+                        or (retry and engine.is_fence(token))
+                        or (answer_prompt is not None and engine.is_refusal(token)))  # fmt: skip
 
             out = self._decode(answer_prompt, grammar_text=grammar, on_text=answer.feed,
                                reject_first=reject if allow_calls else None)  # fmt: skip

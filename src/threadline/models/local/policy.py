@@ -178,3 +178,12 @@ def code_worthy(call: ParsedCall, question: str) -> bool:
     the conversation, so that check does not apply)."""
     code = call.arguments.get("input") if isinstance(call.arguments, dict) else None
     return isinstance(code, str) and bool(code.strip()) and bool(_COMPUTING.search(question))
+
+
+_REFUSAL_OPENINGS = frozenset({"i", "i'm", "sorry", "unfortunately", "apolog", "apologies"})
+
+
+def opens_refusal(piece: str) -> bool:
+    """Whether a reply's first token (its text) likely opens a refusal ("I'm sorry,
+    but I can't assist with that"). An answer from tool results need not open so."""
+    return piece.strip().lower() in _REFUSAL_OPENINGS
