@@ -265,13 +265,14 @@ def pick(cases: list[Case], args: argparse.Namespace) -> list[Case]:
     return cases
 
 
-def report(results: list[tuple[Case, Outcome, str | None]]) -> dict[str, Any]:
+def report(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Print and return the scores of some results (``kind``, ``passed``, ``called``)."""
     total: Counter[str] = Counter()
     passed: Counter[str] = Counter()
-    for case, _, problem in results:
-        total[case.kind] += 1
-        passed[case.kind] += problem is None
-    no_tool = [(c, o) for c, o, _ in results if c.kind in TEXT_KINDS]
+    for record in records:
+        total[record["kind"]] += 1
+        passed[record["kind"]] += bool(record["passed"])
+    no_tool = [r for r in records if r["kind"] in TEXT_KINDS]
 
     def share(kinds: tuple[str, ...]) -> tuple[int, int]:
         return sum(passed[k] for k in kinds), sum(total[k] for k in kinds)
@@ -279,7 +280,7 @@ def report(results: list[tuple[Case, Outcome, str | None]]) -> dict[str, Any]:
     summary = {
         "overall": share(KINDS),
         "implicit need, called with valid arguments": share(("implicit",)),
-        "no-tool question, called a tool": (sum(bool(o.calls) for _, o in no_tool), len(no_tool)),
+        "no-tool question, called a tool": (sum(r["called"] for r in no_tool), len(no_tool)),
         "answer after a result, carries its facts": share(("answer",)),
         **{f"kind {k}": share((k,)) for k in KINDS if total[k]},
     }
@@ -287,6 +288,12 @@ def report(results: list[tuple[Case, Outcome, str | None]]) -> dict[str, Any]:
         rate = f"{hits / count:6.1%}" if count else "     -"
         print(f"  {label:44s} {hits:3d}/{count:3d} {rate}")
     return {k: {"hits": h, "count": n} for k, (h, n) in summary.items()}
+
+
+def record(case: Case, out: Outcome, problem: str | None) -> dict[str, Any]:
+    """What a results file keeps of a case: enough to score, not to read the case."""
+    return {"toolset": case.toolset, "kind": case.kind, "passed": problem is None,
+            "called": bool(out.calls), "seconds": round(out.seconds, 2)}  # fmt: skip
 
 
 async def main() -> int:
@@ -301,11 +308,22 @@ async def main() -> int:
     parser.add_argument("--sets", nargs="*", help="tool sets to run")
     parser.add_argument("--kinds", nargs="*", choices=KINDS, help="kinds of case to run")
     parser.add_argument("--slice", help="START/STEP: every STEP-th case from START")
+    parser.add_argument("--rotate", help="K/N: start at the K-th of N points of the list, so "
+                        "that a run stopped early still covers every tool set")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the scores here")
+    parser.add_argument("--results", type=Path, help="append one line per case here")
+    parser.add_argument("--score", type=Path, nargs="*", help="only score these results files")
     parser.add_argument("-v", "--verbose", action="store_true", help="show passing cases too")
     args = parser.parse_args()
+    if args.score:
+        lines = [line for path in args.score for line in path.read_text().splitlines()]
+        report([json.loads(line) for line in lines if line.strip()])
+        return 0
     toolsets = load_toolsets()
     cases = pick(load_cases(args.part, toolsets), args)
+    if args.rotate:
+        k, n = (int(x) for x in args.rotate.split("/"))
+        cases = cases[k * len(cases) // n :] + cases[: k * len(cases) // n]
     reveal = args.part == "dev"
     settings = Settings(
         data_dir=Path(args.data_dir),
@@ -324,6 +342,9 @@ async def main() -> int:
             out = await run_case(backend, case, toolset)
             problem = check(case, out, toolset)
             results.append((case, out, problem))
+            if args.results:
+                with args.results.open("a") as sink:
+                    sink.write(json.dumps(record(case, out, problem)) + "\n")
             if reveal and (problem or args.verbose):
                 shown = problem or (out.calls or out.text[:100])
                 mark = "ok  " if problem is None else "FAIL"
@@ -333,7 +354,7 @@ async def main() -> int:
     finally:
         await backend.aclose()
     elapsed = time.perf_counter() - started
-    scores = report(results)
+    scores = report([record(c, o, p) for c, o, p in results])
     seconds = sorted(o.seconds for _, o, _ in results)
     median = seconds[len(seconds) // 2] if seconds else 0.0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
