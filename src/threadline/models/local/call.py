@@ -35,12 +35,17 @@ from threadline.models.local.policy import (
     grounded,
     may_want_more_calls,
     search_worthy,
+    without_made_up_numbers,
 )
 from threadline.models.local.sampling import sampling_for
 from threadline.models.local.stream import AnswerStream
 
-CALL_THRESHOLD = 0.5
-"""The auto tool choice calls a tool when a call start has at least this probability."""
+CALL_THRESHOLD = 0.15
+"""The auto tool choice tries a call when a call start has at least this probability.
+
+Kept low: the 0.5B model often puts the call second to a text opening when the request
+does not name the tool ("is it cold in Oslo?"), and a call it should not make is
+still caught by the checks on its arguments (``_acceptable``)."""
 MAX_PARALLEL_CALLS = 8
 CODE_CUE = "I will run Python code for this, printing the results.\n"
 """How the local model's code_interpreter code is cued: a reply opening a fence."""
@@ -136,6 +141,11 @@ class ModelCall:
             call = parsed[0]
             if call.name == CODE_INTERPRETER:
                 call = self._with_written_code(call)
+            if plan.mode == "auto":
+                checked = without_made_up_numbers(call, plan.tools, plan.context)
+                if checked is None:
+                    return calls
+                call = checked
             if not calls and plan.mode == "auto" and not self._acceptable(call):
                 return []
             if calls and not adds_information(call, calls, plan.tools, plan.context):
@@ -199,7 +209,8 @@ class ModelCall:
 
             def reject(token: int, retry: bool = retry) -> bool:
                 return (engine.is_call_start(token, plan.json_mode) or engine.is_eog(token)
-                        or (retry and engine.is_fence(token)))  # fmt: skip
+                        or (retry and engine.is_fence(token))
+                        or (answer_prompt is not None and engine.is_refusal(token)))  # fmt: skip
 
             out = self._decode(answer_prompt, grammar_text=grammar, on_text=answer.feed,
                                reject_first=reject if allow_calls else None)  # fmt: skip

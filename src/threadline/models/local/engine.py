@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from threadline.models.base import ModelError
 from threadline.models.local.grammar import Grammar
+from threadline.models.local.policy import opens_refusal
 from threadline.models.local.runtime import load_llama_cpp
 from threadline.models.local.sampling import Sampling, sample_token
 
@@ -96,6 +97,12 @@ class Engine:
             return True
         piece = self.piece(token).strip().lstrip(">")
         return piece.startswith("<tool") or (not json_mode and piece.startswith(("{", "[{")))
+
+    def is_refusal(self, token: int) -> bool:
+        """Whether a reply starting with ``token`` is likely a refusal ("I'm sorry, but
+        I can't assist with that"), which the 0.5B model sometimes writes when it should
+        answer from tool results. Such answers can open any other way."""
+        return opens_refusal(self.piece(token))
 
     def is_fence(self, token: int) -> bool:
         return self.piece(token).strip().startswith("`")

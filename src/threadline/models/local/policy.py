@@ -7,6 +7,7 @@ checks look at the call's arguments against the conversation.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -31,6 +32,12 @@ _DOCUMENTS = re.compile(
     r"knowledge base|wiki|search|look (it|this|that) up)\b",
     re.I,
 )
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[,.]\d+)*")
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "a": 1, "an": 1, "single": 1,
+    "pair": 2, "couple": 2, "dozen": 12, "hundred": 100, "thousand": 1000,
+}  # fmt: skip
 _MORE = re.compile(r"\b(and|also|both|plus|then|each|all)\b|[,;&]", re.I)
 
 
@@ -86,6 +93,50 @@ def grounded(
     return hits == len(values) if strict else hits * 2 >= len(values)
 
 
+def mentioned_numbers(context: str) -> set[float]:
+    """The numbers a conversation mentions: digits ("1,200", "6.5", "-3") and small
+    number words ("two", "a dozen")."""
+    found = set()
+    for match in _NUMBER.findall(context):
+        digits = match.replace(",", "")
+        with contextlib.suppress(ValueError):
+            found.add(float(digits))
+        with contextlib.suppress(ValueError):  # "1,5" is 1.5 in much of Europe
+            found.add(float(match.replace(",", ".")))
+    found |= {float(n) for w, n in _NUMBER_WORDS.items() if re.search(rf"\b{w}\b", context, re.I)}
+    return found
+
+
+def without_made_up_numbers(
+    call: ParsedCall, tools: Sequence[FunctionTool], context: str
+) -> ParsedCall | None:
+    """The call without the optional numeric arguments that nobody mentioned, or
+    ``None`` when a required one was made up.
+
+    Asked "is it cold in Oslo?", a small model fills ``days: 3`` or ``max_price: 100``
+    from thin air, and asked something no tool helps with ("how much water should I
+    drink?") it calls with a number of its own. A number counts as mentioned when the
+    conversation has it in digits or as a small number word."""
+    schema = next((t.parameters for t in tools if t.name == call.name), None) or {}
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    required = set(schema.get("required") or []) if isinstance(schema, dict) else set()
+    numbers: set[float] | None = None
+    kept: dict[str, Any] = {}
+    for key, value in call.arguments.items():
+        spec = (props or {}).get(key) if isinstance(props, dict) else None
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or (isinstance(spec, dict) and ("enum" in spec or "const" in spec)):
+            kept[key] = value
+            continue
+        if numbers is None:
+            numbers = mentioned_numbers(context)
+        if float(value) in numbers:
+            kept[key] = value
+        elif key in required:
+            return None
+    return call if len(kept) == len(call.arguments) else ParsedCall(call.name, kept)
+
+
 def adds_information(
     call: ParsedCall, earlier: Sequence[ParsedCall], tools: Sequence[FunctionTool], context: str
 ) -> bool:
@@ -127,3 +178,12 @@ def code_worthy(call: ParsedCall, question: str) -> bool:
     the conversation, so that check does not apply)."""
     code = call.arguments.get("input") if isinstance(call.arguments, dict) else None
     return isinstance(code, str) and bool(code.strip()) and bool(_COMPUTING.search(question))
+
+
+_REFUSAL_OPENINGS = frozenset({"i", "i'm", "sorry", "unfortunately", "apolog", "apologies"})
+
+
+def opens_refusal(piece: str) -> bool:
+    """Whether a reply's first token (its text) likely opens a refusal ("I'm sorry,
+    but I can't assist with that"). An answer from tool results need not open so."""
+    return piece.strip().lower() in _REFUSAL_OPENINGS

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from threadline.models.base import ChatMessage, FunctionTool
@@ -20,6 +20,10 @@ TOOL_GUIDANCE = (
     "If no function fits the request, answer it yourself."
 )
 ANSWER_HINT = 'Function results for my message "{question}" are above. Reply to me using them.'
+ANSWER_REQUEST = (
+    "Now answer my message from these results. Give the exact values they contain "
+    "(numbers, names, dates, statuses)."
+)
 CITE_HINT = " Cite each result you use with its marker, such as {marker}."
 MARKER = re.compile(r"【\d+:\d+†[^】\n]*】")  # a file_search result's citation marker
 
@@ -105,7 +109,9 @@ def render_answer(messages: Sequence[ChatMessage], *, extra_system: str | None =
     Small models shown the template's call-and-response turns tend to echo a call
     back instead of answering. Here the calls made since the last user message and
     their results become plain text in that message, followed by the request to
-    answer, and no tools are offered."""
+    answer, and no tools are offered. JSON results are written as ``key: value``
+    lines: a small model copies values from those, where from JSON it tends to
+    answer with the gist ("it is sunny") and drop the numbers."""
     last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
     if last_user < 0:
         return render_chatml(messages, extra_system=extra_system)
@@ -114,18 +120,43 @@ def render_answer(messages: Sequence[ChatMessage], *, extra_system: str | None =
     for msg in messages[last_user + 1 :]:
         if msg.role == "tool":
             name, arguments = names.get(msg.tool_call_id or "", ("a function", ""))
-            found.append(f"- {name}({_compact(arguments)}) returned: {msg.content or ''}")
+            found.append(f"{name}({_compact(arguments)}) returned:\n{readable(msg.content or '')}")
         elif msg.role == "assistant" and msg.content:
-            found.append(f"- You said: {msg.content}")
+            found.append(f"You said: {msg.content}")
     question = messages[last_user].content or ""
     marker = MARKER.search("\n".join(found))
     body = (
-        f"{question}\n\nYou called functions for this. Their results:\n" + "\n".join(found)
-        + "\n\nNow reply to my message, telling me what the results say."
+        f"{question}\n\nYou looked this up for me:\n\n" + "\n\n".join(found)
+        + f"\n\n{ANSWER_REQUEST}"
         + (CITE_HINT.format(marker=marker.group(0)) if marker else "")
     )  # fmt: skip
     rewritten = [*messages[:last_user], ChatMessage("user", body)]
     return render_chatml(rewritten, extra_system=extra_system)
+
+
+def readable(content: str) -> str:
+    """A tool result as a small model reads it best: a JSON object or list as one
+    ``key: value`` line per value (nested keys joined by spaces); other text as is."""
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return content.strip()
+    if not isinstance(value, dict | list):
+        return content.strip()
+    return "\n".join(_lines(value, "")) or content.strip()
+
+
+def _lines(value: Any, path: str) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _lines(item, f"{path} {key}".strip())
+    elif isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+        for number, item in enumerate(value, 1):
+            yield from _lines(item, f"{path} {number}".strip())
+    else:
+        items = value if isinstance(value, list) else [value]
+        text = ", ".join(i if isinstance(i, str) else json.dumps(i) for i in items)
+        yield f"{path}: {text}" if path else text
 
 
 def load_arguments(text: str) -> Any:

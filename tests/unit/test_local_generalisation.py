@@ -1,0 +1,100 @@
+"""Unit tests of the local model's call-or-answer decisions that run without the model:
+made-up numbers in calls, and how tool results are written into the answer prompt."""
+
+from __future__ import annotations
+
+from threadline.models.base import ChatMessage, FunctionTool, ToolCall
+from threadline.models.local.calls import ParsedCall
+from threadline.models.local.policy import (
+    mentioned_numbers,
+    opens_refusal,
+    without_made_up_numbers,
+)
+from threadline.models.local.prompt import readable, render_answer
+
+FORECAST = FunctionTool(
+    "get_forecast",
+    "Forecast for a place.",
+    {
+        "type": "object",
+        "properties": {
+            "location": {"type": "string"},
+            "days": {"type": "integer"},
+            "units": {"type": "string", "enum": ["metric", "imperial"]},
+        },
+        "required": ["location"],
+    },
+)
+NUTRITION = FunctionTool(
+    "get_nutrition",
+    "Calories of an amount of food.",
+    {
+        "type": "object",
+        "properties": {"food": {"type": "string"}, "grams": {"type": "number"}},
+        "required": ["food", "grams"],
+    },
+)
+TOOLS = [FORECAST, NUTRITION]
+
+
+def test_mentioned_numbers_reads_digits_separators_and_words() -> None:
+    found = mentioned_numbers("Send 1,200 EUR, two boxes at 6.5% on 2026-12-14 when it is -3")
+    assert 1200.0 in found
+    assert 2.0 in found
+    assert 6.5 in found
+    assert 14.0 in found
+    assert -3.0 in found
+    assert 7.0 not in found
+
+
+def test_an_optional_number_nobody_mentioned_is_dropped() -> None:
+    call = ParsedCall("get_forecast", {"location": "Oslo", "days": 3, "units": "metric"})
+    checked = without_made_up_numbers(call, TOOLS, "Will it rain in Oslo?")
+    assert checked == ParsedCall("get_forecast", {"location": "Oslo", "units": "metric"})
+
+
+def test_a_mentioned_number_is_kept() -> None:
+    call = ParsedCall("get_forecast", {"location": "Oslo", "days": 3})
+    assert without_made_up_numbers(call, TOOLS, "Rain in Oslo in the next three days?") == call
+
+
+def test_a_made_up_required_number_rejects_the_call() -> None:
+    call = ParsedCall("get_nutrition", {"food": "water", "grams": 2000})
+    assert without_made_up_numbers(call, TOOLS, "How much water should I drink a day?") is None
+
+
+def test_a_call_without_numbers_passes_unchanged() -> None:
+    call = ParsedCall("get_forecast", {"location": "Lima"})
+    assert without_made_up_numbers(call, TOOLS, "Forecast for Lima") is call
+
+
+def test_readable_writes_json_as_key_value_lines() -> None:
+    text = readable('{"temp_c": 23, "sky": "sunny", "hits": [{"name": "A", "price": 1.5}]}')
+    assert text.splitlines() == ["temp_c: 23", "sky: sunny", "hits 1 name: A", "hits 1 price: 1.5"]
+
+
+def test_readable_keeps_plain_text() -> None:
+    assert readable("338350\n") == "338350"
+    assert readable("not json {") == "not json {"
+
+
+def test_the_answer_prompt_carries_every_value_of_the_result() -> None:
+    call = ToolCall("call_1", "get_weather", '{"city": "Paris"}')
+    messages = [
+        ChatMessage("user", "How warm is it in Paris?"),
+        ChatMessage("assistant", None, tool_calls=(call,)),
+        ChatMessage("tool", '{"temp_c": 23, "sky": "sunny"}', tool_call_id="call_1"),
+    ]
+    last = render_answer(messages).split("<|im_start|>user\n")[-1]
+    assert last.startswith("How warm is it in Paris?\n")
+    assert 'get_weather(city="Paris") returned:\ntemp_c: 23\nsky: sunny' in last
+    assert "(numbers, names, dates, statuses)" in last
+
+
+def test_refusal_openings() -> None:
+    assert opens_refusal("I")
+    assert opens_refusal(" Sorry")
+    assert opens_refusal("Unfortunately")
+    assert not opens_refusal("The")
+    assert not opens_refusal(" Your")
+    assert not opens_refusal("In")
