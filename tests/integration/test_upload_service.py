@@ -113,3 +113,46 @@ async def test_the_sweep_removes_parts_a_stopped_process_left(db: Database, tmp_
     await sweeper.sweep()
     assert await _rows(db, tables.upload_parts) == 0
     assert _blobs(tmp_path / "blobs") == []
+
+
+class FailingDelete(LocalBlobStore):
+    """Deletes fail while ``down`` (an object store that is unreachable)."""
+
+    down: bool = False
+
+    async def delete(self, key: str) -> None:
+        if self.down:
+            raise OSError("object store unreachable")
+        await super().delete(key)
+
+
+async def test_parts_that_cannot_be_removed_do_not_fail_a_completed_upload(
+    db: Database, tmp_path: Path
+) -> None:
+    blobs = FailingDelete(tmp_path / "blobs")
+    service = UploadService(db, blobs, 10_000)
+    upload_id, part_ids = await _upload(service, b"hello")
+    blobs.down = True
+
+    done = await service.complete(PROJECT, upload_id, CompleteUploadRequest(part_ids=part_ids))
+    assert done["status"] == "completed"
+    assert await _rows(db, tables.files) == 1
+    assert await _rows(db, tables.upload_parts) == 1  # left for the sweep
+
+    blobs.down = False
+    await ExpirySweeper(db, FileService(db, blobs, 10_000), service).sweep()
+    assert await _rows(db, tables.upload_parts) == 0
+    assert _blobs(tmp_path / "blobs") == [done["file"]["id"]]
+
+
+async def test_parts_that_cannot_be_removed_do_not_fail_a_cancel(
+    db: Database, tmp_path: Path
+) -> None:
+    blobs = FailingDelete(tmp_path / "blobs")
+    service = UploadService(db, blobs, 10_000)
+    upload_id, _ = await _upload(service, b"hello")
+    blobs.down = True
+
+    cancelled = await service.cancel(PROJECT, upload_id)
+    assert cancelled["status"] == "cancelled"
+    assert await _rows(db, tables.upload_parts) == 1  # left for the sweep

@@ -131,7 +131,7 @@ class UploadService:
         except BaseException:
             await self.blobs.delete(file_id)
             raise
-        await self.discard_parts(list(stored))
+        await self._discard_after_end(upload_id, list(stored))
         return shown(upload)
 
     async def cancel(self, project: str, upload_id: str) -> dict[str, Any]:
@@ -140,7 +140,7 @@ class UploadService:
             upload = {**upload, "status": "cancelled"}
             await store.save_upload(conn, project, upload)
             stored = await store.parts_of(conn, upload_id)
-        await self.discard_parts(list(stored))
+        await self._discard_after_end(upload_id, list(stored))
         return shown(upload)
 
     async def expire(self, project: str, upload_id: str) -> None:
@@ -153,6 +153,20 @@ class UploadService:
             await store.save_upload(conn, project, {**upload, "status": "expired"})
             stored = await store.parts_of(conn, upload_id)
         await self.discard_parts(list(stored))
+
+    async def _discard_after_end(self, upload_id: str, part_ids: list[str]) -> None:
+        """Remove an ended upload's parts; the upload has ended whatever happens here
+        (its File is stored), so a blob store that fails now leaves the parts to the
+        expiry sweep instead of failing the request."""
+        try:
+            await self.discard_parts(part_ids)
+        except Exception:
+            log.warning(
+                "upload %s ended; its %d parts are left for the expiry sweep",
+                upload_id,
+                len(part_ids),
+                exc_info=True,
+            )
 
     async def discard_parts(self, part_ids: list[str]) -> None:
         """Remove the parts' bytes, then their rows (a process killed between the
