@@ -56,6 +56,14 @@ def test_another_projects_thread_is_not_found(
     assert "only project A may read this" not in page.text
 
 
+def test_an_id_is_one_path_segment_of_the_api_call(client: openai.OpenAI) -> None:
+    thread = client.beta.threads.create()
+    # "%3F" is "?" once decoded: an id must never carry a query into the /v1 call.
+    page = _fragment(client, f"/playground/threads/{thread.id}%3Flimit=1")
+    assert page.status_code == 404
+    assert "Not found" in page.text
+
+
 def test_a_wrong_key_is_told_so(client: openai.OpenAI) -> None:
     page = _fragment(client, "/playground/assistants", key="sk-wrong")
     assert page.status_code == 401

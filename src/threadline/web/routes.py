@@ -40,6 +40,12 @@ async def _api(request: Request) -> AsyncIterator[Api]:
 ApiDep = Annotated[Api, Depends(_api)]
 
 
+def _seg(value: str) -> str:
+    """``value`` as one path segment of a ``/v1`` call: an id from the page's URL
+    never carries a query or another path into it."""
+    return quote(value, safe="")
+
+
 def redirect(url: str) -> Response:
     """Send htmx (the whole page) to ``url``."""
     return Response(status_code=204, headers={"HX-Redirect": url})
@@ -55,7 +61,7 @@ async def _images(api: Api, file_ids: Iterable[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for file_id in dict.fromkeys(file_ids):
         try:
-            content = await api.content(f"/files/{file_id}/content")
+            content = await api.content(f"/files/{_seg(file_id)}/content")
         except ApiError:
             continue
         if len(content) <= MAX_INLINE_IMAGE:
@@ -92,7 +98,7 @@ async def create_assistant(request: Request, api: ApiDep) -> Response:
 
 @router.get("/assistants/{assistant_id}")
 async def assistant(assistant_id: str, api: ApiDep) -> Response:
-    found = await api.get(f"/assistants/{assistant_id}")
+    found = await api.get(f"/assistants/{_seg(assistant_id)}")
     return page("assistant.html", assistant=found, fields=forms.assistant_fields(found))
 
 
@@ -100,16 +106,16 @@ async def assistant(assistant_id: str, api: ApiDep) -> Response:
 async def modify_assistant(assistant_id: str, request: Request, api: ApiDep) -> Response:
     fields = await _form(request)
     try:
-        found = await api.post(f"/assistants/{assistant_id}", forms.assistant_body(fields))
+        found = await api.post(f"/assistants/{_seg(assistant_id)}", forms.assistant_body(fields))
     except (forms.FormError, ApiError) as exc:
-        found = await api.get(f"/assistants/{assistant_id}")
+        found = await api.get(f"/assistants/{_seg(assistant_id)}")
         return page("assistant.html", 400, assistant=found, fields=fields, error=str(exc))
     return page("assistant.html", assistant=found, fields=forms.assistant_fields(found), saved=True)
 
 
 @router.delete("/assistants/{assistant_id}")
 async def delete_assistant(assistant_id: str, api: ApiDep) -> Response:
-    await api.delete(f"/assistants/{assistant_id}")
+    await api.delete(f"/assistants/{_seg(assistant_id)}")
     return redirect("/playground/assistants")
 
 
@@ -134,10 +140,10 @@ async def create_thread(api: ApiDep, assistant: str | None = None) -> Response:
 
 @router.get("/threads/{thread_id}")
 async def thread(thread_id: str, api: ApiDep, assistant: str | None = None) -> Response:
-    found = await api.get(f"/threads/{thread_id}")
+    found = await api.get(f"/threads/{_seg(thread_id)}")
     # The newest hundred, oldest first.
-    messages = (await api.get(f"/threads/{thread_id}/messages", limit=100))["data"][::-1]
-    runs = (await api.get(f"/threads/{thread_id}/runs", limit=20))["data"]
+    messages = (await api.get(f"/threads/{_seg(thread_id)}/messages", limit=100))["data"][::-1]
+    runs = (await api.get(f"/threads/{_seg(thread_id)}/runs", limit=20))["data"]
     listed = (await api.get("/assistants", limit=100))["data"]
     names = {f["id"]: f["filename"] for f in (await api.get("/files", limit=100))["data"]}
     images = await _images(
@@ -169,7 +175,7 @@ async def run(thread_id: str, run_id: str, api: ApiDep) -> Response:
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(thread_id: str, run_id: str, api: ApiDep) -> Response:
     try:
-        await api.post(f"/threads/{thread_id}/runs/{run_id}/cancel")
+        await api.post(f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/cancel")
     except ApiError as exc:
         return await _run_page(api, thread_id, run_id, error=exc.message, status_code=exc.status)
     return await _run_page(api, thread_id, run_id)
@@ -185,7 +191,8 @@ async def submit_outputs(thread_id: str, run_id: str, request: Request, api: Api
     ]
     try:
         await api.post(
-            f"/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", {"tool_outputs": outputs}
+            f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/submit_tool_outputs",
+            {"tool_outputs": outputs},
         )
     except ApiError as exc:
         return await _run_page(api, thread_id, run_id, error=exc.message, status_code=400)
@@ -195,9 +202,9 @@ async def submit_outputs(thread_id: str, run_id: str, request: Request, api: Api
 async def _run_page(
     api: Api, thread_id: str, run_id: str, error: str | None = None, status_code: int = 200
 ) -> Response:
-    found = await api.get(f"/threads/{thread_id}/runs/{run_id}")
+    found = await api.get(f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}")
     steps = await api.get(
-        f"/threads/{thread_id}/runs/{run_id}/steps",
+        f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/steps",
         limit=100,
         order="asc",
         **{"include[]": RESULTS_CONTENT},
@@ -259,7 +266,7 @@ async def upload_file(request: Request, api: ApiDep) -> Response:
 
 @router.delete("/files/{file_id}")
 async def delete_file(file_id: str, api: ApiDep) -> Response:
-    await api.delete(f"/files/{file_id}")
+    await api.delete(f"/files/{_seg(file_id)}")
     return await _files_page(api)
 
 
@@ -291,7 +298,7 @@ async def vector_store_status(store_id: str, api: ApiDep) -> Response:
 async def add_store_file(store_id: str, request: Request, api: ApiDep) -> Response:
     try:
         made = await _upload(request, api)
-        await api.post(f"/vector_stores/{store_id}/files", {"file_id": made["id"]})
+        await api.post(f"/vector_stores/{_seg(store_id)}/files", {"file_id": made["id"]})
     except ApiError as exc:
         return page("store_status.html", 400, **await _store(api, store_id), error=exc.message)
     return page("store_status.html", **await _store(api, store_id))
@@ -303,14 +310,14 @@ async def search_store(store_id: str, request: Request, api: ApiDep) -> Response
     if not query:
         return page("search_results.html", 400, error="Type something to search for.")
     try:
-        found = await api.post(f"/vector_stores/{store_id}/search", {"query": query})
+        found = await api.post(f"/vector_stores/{_seg(store_id)}/search", {"query": query})
     except ApiError as exc:
         return page("search_results.html", exc.status, error=exc.message)
     return page("search_results.html", query=query, results=found["data"])
 
 
 async def _store(api: Api, store_id: str) -> dict[str, Any]:
-    store = await api.get(f"/vector_stores/{store_id}")
-    listed = await api.get(f"/vector_stores/{store_id}/files", limit=100)
+    store = await api.get(f"/vector_stores/{_seg(store_id)}")
+    listed = await api.get(f"/vector_stores/{_seg(store_id)}/files", limit=100)
     names = {f["id"]: f["filename"] for f in (await api.get("/files", limit=100))["data"]}
     return {"store": store, "files": listed["data"], "names": names}
