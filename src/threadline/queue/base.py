@@ -6,6 +6,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 Execute = Callable[[str], Awaitable[None]]
 Ingest = Callable[[str, str, str], Awaitable[None]]
 """Ingest one file: (project id, vector store id, file id)."""
@@ -36,6 +38,13 @@ class RunQueue(ABC):
     @abstractmethod
     async def enqueue(self, run_id: str) -> None:
         """Ask for ``run_id`` to be executed (at least once)."""
+
+    async def enqueue_in(self, conn: AsyncConnection, run_id: str) -> bool:
+        """Ask for the new run ``run_id`` to be executed as part of ``conn``'s
+        transaction, the one that stores it: its job exists once, and only once,
+        the run does. False if this queue cannot (then ``enqueue`` after the
+        commit)."""
+        return False
 
     def reserve(self) -> Slot | None:
         """A slot to execute a new run in this process at once, if one is free and

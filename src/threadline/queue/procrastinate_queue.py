@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -39,7 +40,9 @@ import psycopg
 from procrastinate import jobs
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.worker import Worker
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.queue.base import Execute, Ingest, RunQueue
 
@@ -51,6 +54,13 @@ INGEST_TASK = "threadline.ingest"
 INGEST_QUEUE = "ingestion"
 _RESTART_SECONDS = 1.0
 _SCHEMA_LOCK = 0x7468_726C  # advisory lock id: one process applies the schema
+# procrastinate's own defer (its ``defer_jobs`` query: one row of its job type, the
+# queueing lock set, no lock, no schedule), through the caller's connection.
+_DEFER_IN = text(
+    "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW("
+    "CAST(:queue AS varchar), CAST(:task AS varchar), 0, NULL, CAST(:queueing_lock AS text),"
+    " CAST(CAST(:args AS text) AS jsonb), NULL)::procrastinate_job_to_defer_v1])"
+)
 
 
 def conninfo_of(database_url: str) -> str:
@@ -217,6 +227,19 @@ class ProcrastinateQueue(RunQueue):
         deferrer = self.app.configure_task(TASK, queueing_lock=run_id, queue=QUEUE)
         with contextlib.suppress(AlreadyEnqueued):
             await deferrer.defer_async(run_id=run_id)
+
+    async def enqueue_in(self, conn: AsyncConnection, run_id: str) -> bool:
+        """Defer the new run's job in the transaction that stores the run: one
+        round trip there instead of a transaction of its own after the commit, and
+        no moment when the run is stored with no job. (The run is new, so no job
+        holds its queueing lock.) Workers hear of the job when it commits."""
+        if conn.dialect.name != "postgresql":
+            return False
+        arguments = json.dumps({"run_id": run_id})
+        await conn.execute(
+            _DEFER_IN, {"queue": QUEUE, "task": TASK, "queueing_lock": run_id, "args": arguments}
+        )
+        return True
 
     async def enqueue_ingestion(self, project_id: str, vector_store_id: str, file_id: str) -> None:
         await self.open()

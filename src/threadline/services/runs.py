@@ -136,19 +136,28 @@ class RunService:
         is enqueued. Either way the caller gets the run as created (``queued``)."""
         slot = self.queue.reserve()
         claimed: Claimed | None = None
+        deferred = False
         try:
             async with self.db.write() as conn:
                 run, events = await make(conn)
+                events = [*events, ("thread.run.created", run), ("thread.run.queued", run)]
                 if slot is not None:
                     claimed = await self.executor.claim_new(conn, project, run)
                 else:
                     await store.insert_run(conn, project, run)
+                    deferred = await self.queue.enqueue_in(conn, run["id"])
+                    if deferred:
+                        # Before the commit makes the job visible: a worker's events
+                        # for the run come after these. (Published and then rolled
+                        # back, they are a stream nobody knows the run id of.)
+                        await self.lifecycle.publish(run["id"], events)
         except BaseException:
             if slot is not None:
                 slot.release()
             raise
-        events = [*events, ("thread.run.created", run), ("thread.run.queued", run)]
         self.lifecycle.metrics.run_reached(str(S.QUEUED), run["model"])
+        if deferred:
+            return run
         # The run is stored: it is executed even if its first events cannot be
         # published (the event bus unreachable), never left queued with no job.
         if claimed is None:
