@@ -34,6 +34,7 @@ from threadline.engine.lifecycle import (
     shielded,
 )
 from threadline.engine.output import TurnOutput
+from threadline.engine.readahead import ReadAhead
 from threadline.engine.tools import BuiltinCall, Toolbox, ToolScope
 from threadline.models.base import (
     Finish,
@@ -292,7 +293,7 @@ class Executor:
         finish: Finish | None = None
         started = time.perf_counter()
         first: float | None = None
-        stream = self.backend.stream(request)
+        stream = ReadAhead(self.backend.stream(request))
         try:
             async for event in stream:
                 if isinstance(event, TextDelta):
@@ -308,9 +309,7 @@ class Executor:
             self.lifecycle.metrics.model_call(request.model, time.perf_counter() - started, first)
         finally:
             # Close the model's stream (and its HTTP response) now, not at GC.
-            close = getattr(stream, "aclose", None)
-            if close is not None:
-                await close()
+            await stream.aclose()
         if finish is None:
             raise ModelError("The model stream ended without finishing.")
         return finish

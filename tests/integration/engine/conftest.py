@@ -123,14 +123,18 @@ class Kit:
         return str((await self.row(run_id)).status)
 
     async def event_names(self, run_id: str) -> list[str]:
-        names: list[str] = []
+        return [name for name, _data in await self.events(run_id)]
+
+    async def events(self, run_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The run's events so far: (name, data)."""
+        found: list[tuple[str, dict[str, Any]]] = []
         if not await self.bus.last_seq(run_id):
-            return names
+            return found
         async for batch in self.bus.subscribe_batches(run_id):
-            names.extend(e.name for e in batch)
+            found.extend((e.name, e.data) for e in batch)
             if not await _more(self.bus, run_id, batch[-1].seq):
-                return names
-        return names
+                return found
+        return found
 
     async def steps(self, run_id: str) -> list[dict[str, Any]]:
         async with self.db.read() as conn:

@@ -9,7 +9,7 @@ from threadline.schemas.run import SubmitToolOutputsRequest
 
 
 async def test_a_text_turn_completes_with_its_message_and_step(kit: Any) -> None:
-    run = await kit.new_run({"text": "It is sunny.", "chunks": 3})
+    run = await kit.new_run({"text": "It is sunny.", "chunks": 3, "token_delay": 0.02})
     await kit.executor.execute(run["id"])
     row = await kit.row(run["id"])
     assert row.status == "completed"
@@ -24,6 +24,19 @@ async def test_a_text_turn_completes_with_its_message_and_step(kit: Any) -> None
     assert names[:3] == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
     assert names.count("thread.message.delta") == 3
     assert names[-1] == "thread.run.completed"
+
+
+async def test_pieces_the_model_sent_together_go_out_as_fewer_deltas(kit: Any) -> None:
+    # The whole reply at once: what the turn had not handled yet is merged, and the
+    # deltas still add up to the message.
+    run = await kit.new_run({"text": "One two three four five six.", "chunks": 6})
+    await kit.executor.execute(run["id"])
+    events = await kit.events(run["id"])
+    deltas = [data for name, data in events if name == "thread.message.delta"]
+    assert 1 <= len(deltas) < 6
+    text = "".join(d["delta"]["content"][0]["text"]["value"] for d in deltas)
+    assert text == "One two three four five six."
+    assert [d["delta"]["content"][0]["index"] for d in deltas] == [0] * len(deltas)
 
 
 async def test_function_calls_wait_for_outputs_then_the_run_goes_on(kit: Any) -> None:
