@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support.servers import postgres_database
 from threadline.queue.base import RunQueue
@@ -245,3 +246,54 @@ async def test_a_run_enqueued_while_the_worker_fetches_is_not_left_for_the_poll(
         for queue in (worker, api):
             await queue.stop(0.5)
             await queue.aclose()
+
+
+@pytest.mark.postgres
+async def test_a_run_deferred_in_its_creating_transaction_has_a_job_once_that_commits(
+    pg_url: str,
+) -> None:
+    """The API's path for a new run: its job is written by the transaction that
+    stores the run, so a rolled-back create leaves no job, and a committed one is
+    executed by a worker, once."""
+    url = normalise_url(pg_url)
+    api = ProcrastinateQueue(url, concurrency=1)
+    worker = ProcrastinateQueue(url, concurrency=2)
+    await api.migrate()
+    await _empty(url)
+    engine = create_async_engine(url)
+    recorder = Recorder()
+    try:
+        await worker.start(recorder.execute)
+        async with engine.connect() as conn:
+            transaction = await conn.begin()
+            assert await api.enqueue_in(conn, "run_rolled_back") is True
+            await transaction.rollback()
+        async with engine.begin() as conn:
+            assert await api.enqueue_in(conn, "run_kept") is True
+            # Not visible to a worker until the commit.
+            await asyncio.sleep(0.3)
+            assert recorder.started == []
+        await recorder.until(lambda: recorder.started == ["run_kept"], within=5)
+        recorder.gate("run_kept").set()
+        await asyncio.sleep(0.5)
+        assert recorder.started == ["run_kept"]
+        conn_ = await asyncpg.connect(conninfo_of(url))
+        try:
+            locks = await conn_.fetch("SELECT queueing_lock FROM procrastinate_jobs")
+        finally:
+            await conn_.close()
+        assert "run_rolled_back" not in {row["queueing_lock"] for row in locks}
+    finally:
+        await engine.dispose()
+        for queue in (api, worker):
+            await queue.stop(0.5)
+            await queue.aclose()
+
+
+async def test_a_queue_that_cannot_defer_in_a_transaction_says_so() -> None:
+    engine = create_async_engine("sqlite+aiosqlite://")
+    try:
+        async with engine.begin() as conn:
+            assert await InProcessQueue(1).enqueue_in(conn, "run_a") is False
+    finally:
+        await engine.dispose()

@@ -37,6 +37,7 @@ from typing import Any
 
 import procrastinate
 import psycopg
+from procrastinate import connector as procrastinate_connector
 from procrastinate import jobs
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.worker import Worker
@@ -53,6 +54,7 @@ QUEUE = "runs"
 INGEST_TASK = "threadline.ingest"
 INGEST_QUEUE = "ingestion"
 _RESTART_SECONDS = 1.0
+_LISTEN_WAIT_SECONDS = 5.0
 _SCHEMA_LOCK = 0x7468_726C  # advisory lock id: one process applies the schema
 # procrastinate's own defer (its ``defer_jobs`` query: one row of its job type, the
 # queueing lock set, no lock, no schedule), through the caller's connection.
@@ -98,6 +100,41 @@ class _Worker(Worker):
                 return
 
 
+class _Connector(procrastinate.PsycopgConnector):
+    """procrastinate's connector, with listeners that say when they listen.
+
+    A job deferred before its worker's listener is up (the worker just started, or
+    its listening connection broke and was opened again) was heard of only at the
+    next poll (5 s), and so was an abort. Here a listener that begins listening
+    wakes its worker for one fetch, as a notification would, and ``start`` waits
+    for it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._listening: list[asyncio.Event] = []
+
+    def next_listener(self) -> asyncio.Event:
+        """Set once the next listener to start listens."""
+        event = asyncio.Event()
+        self._listening.append(event)
+        return event
+
+    async def _loop_notify(
+        self,
+        on_notification: procrastinate_connector.Notify,
+        connection: psycopg.AsyncConnection,
+        timeout: float = procrastinate_connector.LISTEN_TIMEOUT,  # noqa: ASYNC109 - its signature
+    ) -> None:
+        # LISTEN is done: what was deferred before it is found by this fetch.
+        await on_notification(channel="", payload=json.dumps({"type": "job_inserted"}))
+        if self._listening:
+            self._listening.pop(0).set()
+        await super()._loop_notify(
+            on_notification=on_notification, connection=connection, timeout=timeout
+        )
+
+
 class ProcrastinateQueue(RunQueue):
     ingests = True
 
@@ -116,12 +153,12 @@ class ProcrastinateQueue(RunQueue):
         self.heartbeat_seconds = heartbeat_seconds
         self.stalled_after_seconds = stalled_after_seconds
         self.abort_poll_seconds = abort_poll_seconds
-        connector = procrastinate.PsycopgConnector(
+        self.connector = _Connector(
             conninfo=self.conninfo,
             min_size=1,
             max_size=pool_size,
         )
-        self.app = procrastinate.App(connector=connector)
+        self.app = procrastinate.App(connector=self.connector)
         self.app.task(name=TASK, queue=QUEUE)(self._turn)
         self.app.task(name=INGEST_TASK, queue=INGEST_QUEUE)(self._ingest_job)
         self._execute: Execute | None = None
@@ -155,7 +192,9 @@ class ProcrastinateQueue(RunQueue):
         await self.open()
         self._execute = execute
         self._jobs = self._new_worker(QUEUE, self.concurrency)
+        listening = self.connector.next_listener()
         self._worker = asyncio.create_task(self._keep_running(self._jobs), name="procrastinate")
+        await _until_listening(listening)
 
     def _new_worker(self, queue: str, concurrency: int) -> Worker:
         return _Worker(
@@ -200,9 +239,11 @@ class ProcrastinateQueue(RunQueue):
         await self.open()
         self._ingest = ingest
         self._ingest_jobs = self._new_worker(INGEST_QUEUE, concurrency)
+        listening = self.connector.next_listener()
         self._ingester = asyncio.create_task(
             self._keep_running(self._ingest_jobs), name="procrastinate-ingestion"
         )
+        await _until_listening(listening)
 
     async def stop_ingestion(self) -> None:
         """No grace: a cancelled ingestion's lease is handed back, and another
@@ -301,6 +342,16 @@ class ProcrastinateQueue(RunQueue):
         if found:
             await manager.prune_stalled_workers(self.stalled_after_seconds)
         return run_ids
+
+
+async def _until_listening(listening: asyncio.Event) -> None:
+    """Wait (a while) for a new worker to listen: cancels and new jobs are then
+    heard at once. A database too slow to answer is not waited for: its worker
+    polls, and is started again if it stops."""
+    try:
+        await asyncio.wait_for(listening.wait(), _LISTEN_WAIT_SECONDS)
+    except TimeoutError:
+        log.warning("the queue's worker is not listening yet; going on")
 
 
 async def _stop_worker(worker: Worker, running: asyncio.Task[None], grace: float) -> None:
