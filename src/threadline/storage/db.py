@@ -76,6 +76,11 @@ class Database:
         # The same pool, its connections marked as writers from the start (setting
         # the option on each connection costs a call into the dialect each time).
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
+        self._read_engine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriterTurn] = (
             weakref.WeakKeyDictionary()
         )
@@ -140,13 +145,20 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read transaction: one snapshot on SQLite; on PostgreSQL (read
-        committed) each statement sees what was committed before it began.
+        """A read transaction: one snapshot on SQLite; on PostgreSQL each statement
+        is a transaction of its own (autocommit), and sees what was committed
+        before it began.
 
         On SQLite, a read that finds this event loop's shared read connection free
         takes it and begins and ends on ``sqlite3`` (see ``write``); one that does
         not (another read is waiting on something in the middle) takes one from
         the pool."""
+        if not self.is_sqlite:
+            # Each statement is its own transaction: BEGIN and COMMIT around them
+            # would be two more round trips and no more consistency.
+            async with self._read_engine.connect() as conn:
+                yield conn
+            return
         reader = of_this_loop(self._readers, Held) if self.fast_path else None
         if reader is None or reader.busy:
             async with self.engine.connect() as conn, conn.begin():
