@@ -189,6 +189,17 @@ class Database:
         async with turn, turn.held.transaction(self._write_engine, "BEGIN IMMEDIATE") as conn:
             yield conn
 
+    @asynccontextmanager
+    async def single_write(self) -> AsyncIterator[AsyncConnection]:
+        """For one writing statement, atomic by itself: on PostgreSQL it runs in
+        autocommit (no BEGIN and COMMIT round trips); on SQLite it is a ``write``."""
+        if self.is_sqlite:
+            async with self.write() as conn:
+                yield conn
+            return
+        async with self._read_engine.connect() as conn:
+            yield conn
+
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent, safe to race)."""
         if self.is_sqlite:

@@ -94,6 +94,37 @@ async def lock_run_holder(conn: AsyncConnection, run_id: str) -> Any:
     return (await query.execute(conn, {"run_id": run_id})).first()
 
 
+async def insert_output_if_held(
+    conn: AsyncConnection, run_id: str, worker_id: str, objects: list[tuple[str, dict[str, Any]]]
+) -> bool:
+    """PostgreSQL: insert a turn's new steps and messages (``("step" | "message",
+    data)``) if the run is still ``in_progress`` under ``worker_id``'s lease, in one
+    statement: the check, the run's row lock and the inserts in one round trip.
+    False, inserting nothing, if it is not."""
+    holder = (
+        sa.select(R.project_id)
+        .where(R.id == run_id, R.status == str(RunStatus.IN_PROGRESS), R.lease_owner == worker_id)
+        .with_for_update()
+        .cte("holder")
+    )
+    inserts = []
+    for position, (kind, data) in enumerate(objects):
+        table = tables.run_steps if kind == "step" else tables.messages
+        names = ["id", "project_id", "thread_id", "run_id", "created_at", "data"]
+        values = sa.select(
+            sa.literal(data["id"], sa.String),
+            holder.c.project_id,
+            sa.literal(data["thread_id"], sa.String),
+            sa.literal(data["run_id"], sa.String),
+            sa.literal(data["created_at"], sa.BigInteger),
+            sa.literal(data, table.c.data.type),
+        )
+        insert = table.insert().from_select(names, values).returning(table.c.id)
+        inserts.append(insert.cte(f"new_{position}"))
+    query = sa.select(holder.c.project_id).add_cte(*inserts)
+    return (await conn.execute(query)).first() is not None
+
+
 async def save_run(
     conn: AsyncConnection, data: dict[str, Any], seen: RunStatus | str, **columns: Any
 ) -> dict[str, Any]:

@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from threadline.engine.output import TurnOutput
 from threadline.errors import ConflictError
 from threadline.storage import runs as store
+from threadline.storage import tables
 
 
 async def test_save_is_a_compare_and_set_on_the_status(kit: Any) -> None:
@@ -58,3 +61,33 @@ async def test_ids_with_status_filters_by_lease_and_expiry(kit: Any) -> None:
 
 async def _nothing(*_args: Any) -> list[Any]:
     return []
+
+
+async def test_a_turns_first_output_is_stored_only_while_its_worker_holds_the_run(
+    kit: Any,
+) -> None:
+    """The message and its step go in (one statement on PostgreSQL) only if the run
+    is still in progress under this worker's lease; else nothing is stored."""
+    run = await kit.new_run()
+    claimed = await kit.lifecycle.claim(run["id"], "wrk_a", kit.clock.time() + 15, _nothing)
+    stranger = TurnOutput(claimed.run, kit.db, kit.bus, "wrk_b", [])
+    with pytest.raises(ConflictError):
+        await stranger.text("not mine")
+    assert (await kit.messages(run["id"]), await kit.steps(run["id"])) == ([], [])
+    holder = TurnOutput(claimed.run, kit.db, kit.bus, "wrk_a", [])
+    await holder.text("Hello")
+    [message] = await kit.messages(run["id"])
+    [step] = await kit.steps(run["id"])
+    assert (message["status"], message["run_id"], message["thread_id"]) == (
+        "in_progress",
+        run["id"],
+        run["thread_id"],
+    )
+    assert step["step_details"]["message_creation"]["message_id"] == message["id"]
+    async with kit.db.read() as conn:
+        rows = await conn.execute(
+            sa.select(tables.messages.c.project_id, tables.messages.c.created_at).where(
+                tables.messages.c.id == message["id"]
+            )
+        )
+        assert rows.one() == (kit.project, message["created_at"])
