@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -193,3 +194,21 @@ def test_one_process_uploads_another_reads(
     finally:
         first.terminate()
         first.wait(30)
+
+
+def test_readiness_checks_the_bucket(endpoint: str, tmp_path: Path) -> None:
+    """/readyz says 503 naming the object store while its bucket cannot be
+    reached, and ready once it can."""
+    bucket = new_bucket(endpoint)
+    settings = make_settings(tmp_path, **bucket.settings())
+    with serve_in_thread(settings) as url:
+        ready = url.removesuffix("/v1") + "/readyz"
+        assert httpx.get(ready, timeout=10).json() == {"status": "ready"}
+        with closing(bucket.client()) as s3:
+            s3.delete_bucket(Bucket=bucket.name)
+        response = httpx.get(ready, timeout=10)
+        assert response.status_code == 503
+        assert response.json()["error"]["message"].startswith("The object store cannot be reached")
+        with closing(bucket.client()) as s3:
+            s3.create_bucket(Bucket=bucket.name)
+        assert httpx.get(ready, timeout=10).json() == {"status": "ready"}

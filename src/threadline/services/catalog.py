@@ -78,12 +78,13 @@ class Services:
             raise RuntimeError("a process with neither the API nor the worker does nothing")
 
     async def check_ready(self) -> None:
-        """Raise ``NotReadyError`` naming the first of the database, the event bus and
-        the queue that cannot be reached."""
+        """Raise ``NotReadyError`` naming the first of the database, the event bus,
+        the queue and the object store that cannot be reached."""
         for name, ping in (
             ("database", self.db.ping),
             ("event bus", self.bus.ping),
             ("queue", self.worker.queue.ping),
+            ("object store", self.files.blobs.ping),
         ):
             try:
                 await asyncio.wait_for(ping(), READY_TIMEOUT)

@@ -72,10 +72,22 @@ class BlobStore(ABC):
         """Release connections (the store is not used afterwards)."""
         return None
 
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise if blobs cannot be stored (the store unreachable or read-only)."""
+
 
 class LocalBlobStore(BlobStore):
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self._ping)
+
+    def _ping(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise PermissionError(f"{self.root} is not writable")
 
     def local_path(self, key: str) -> Path:
         if "/" in key or key.startswith("."):
