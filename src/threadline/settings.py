@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     redis_prefix: str = "threadline:"
     event_retention_seconds: float = Field(default=900.0, gt=0)
     event_max_per_run: int = Field(default=20_000, ge=16)
+    event_publish_patience_seconds: float = Field(default=10.0, gt=0, le=300)
+    """How long a publisher waits for an unreachable Redis before it fails the turn;
+    a stream quiet for longer (plus 2 s) ends with the stored run once it ended."""
     queue_heartbeat_seconds: float = Field(default=10.0, gt=0)
     queue_stalled_seconds: float = Field(default=30.0, gt=0)
     """A worker whose heartbeat is this old is dead: its runs go to the sweeper."""

@@ -133,6 +133,7 @@ def build_bus(settings: Settings) -> EventBus:
             prefix=settings.redis_prefix,
             max_events=settings.event_max_per_run,
             retention=settings.event_retention_seconds,
+            publish_patience=settings.event_publish_patience_seconds,
         )
     return InMemoryEventBus(
         max_events=settings.event_max_per_run, retention=settings.event_retention_seconds

@@ -54,6 +54,7 @@ pytestmark = pytest.mark.postgres
 
 KEY = "sk-scale-out-0000000000000000"
 THREADLINE = Path(sys.executable).with_name("threadline")
+PUBLISH_PATIENCE = 4.0  # seconds a publisher waits for an unreachable Redis
 T = TypeVar("T")
 
 
@@ -175,6 +176,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "THREADLINE_EMBEDDER": "hash",
             "THREADLINE_QUEUE": "procrastinate",
             "THREADLINE_REDIS_URL": redis.url,
+            "THREADLINE_EVENT_PUBLISH_PATIENCE_SECONDS": str(PUBLISH_PATIENCE),
             "THREADLINE_RUN_LEASE_SECONDS": "10",
             "THREADLINE_INGEST_LEASE_SECONDS": "3",
             "THREADLINE_SWEEP_INTERVAL_SECONDS": "0.5",
@@ -572,6 +574,34 @@ def test_redis_restarted_with_its_data_mid_run_resumes_every_stream(cluster: Clu
             [(message_id, _, text)] = assistant_messages(sdk, run.thread_id)
             assert text == texts[run.thread_id]
             assert streams.text(run.id, message_id) == text
+
+
+def test_redis_away_longer_than_publishers_wait_ends_streams_with_the_stored_run(
+    cluster: Cluster,
+) -> None:
+    """Redis stopped (with its data) longer than a publisher waits for it: the
+    turns fail (their events cannot be told), and once Redis is back the streams,
+    which will get no more events, end with the stored run instead of waiting."""
+    cluster.revive()
+    cluster.redis.keep_data()
+    with cluster.sdk(1) as sdk:
+        runs, _ = slow_runs(sdk, 2, "g", chunks=60)
+        streams = Streams(cluster, runs)
+        wait_until("every run to stream", lambda: all(streams.deltas(r.id) >= 3 for r in runs), 30)
+        cluster.redis.shutdown()
+        # A turn's delta waits, gives up, then so does the publish of its failure.
+        time.sleep(2 * PUBLISH_PATIENCE + 2)
+        cluster.redis.start()
+        wait_until("every stream to end", streams.all_ended, 30)
+        assert set(streams.ended.values()) == {"done"}
+        for run in runs:
+            events = streams.events[run.id]
+            assert [name for _, name, _ in events[-2:]] == ["thread.run.failed", "error"]
+            assert events[-1][2]["code"] == "server_error"
+            stored = sdk.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
+            assert stored.status == "failed"
+            assert stored.last_error is not None
+            assert stored.last_error.code == "server_error"
 
 
 def test_postgres_restarted_mid_run_pauses_runs_and_they_recover_whole(cluster: Cluster) -> None:

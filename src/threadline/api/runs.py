@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import StreamingResponse
 from prometheus_client import Gauge
 
 from threadline.api.deps import Include, PageDep, ProjectDep, ServicesDep
@@ -19,6 +20,7 @@ from threadline.schemas.run import (
     Run,
     SubmitToolOutputsRequest,
 )
+from threadline.schemas.stream_event import Event
 from threadline.services.catalog import Services
 
 router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["Assistants"], route_class=JSONRoute)
@@ -30,7 +32,7 @@ async def create_thread_and_run(
     body: CreateThreadAndRunRequest, project: ProjectDep, services: ServicesDep
 ) -> Any:
     _, run = await services.runs.create_thread_and_run(project, body)
-    return run_stream(services.bus, run["id"], opened=_streams(services)) if body.stream else run
+    return _stream(services, project, run) if body.stream else run
 
 
 @router.post("", response_model=Run)
@@ -44,7 +46,7 @@ async def create_run(
     run = await services.runs.create(project, thread_id, body)
     if not body.stream:
         return run
-    return run_stream(services.bus, run["id"], include=include, opened=_streams(services))
+    return _stream(services, project, run, include=include)
 
 
 @router.get("", response_model=ListResponse[Run])
@@ -94,9 +96,7 @@ async def submit_tool_outputs(
     # file_search results' content (run create's `include[]` is for its own stream).
     after = await services.bus.last_seq(run_id)
     run = await services.runs.submit_tool_outputs(project, thread_id, run_id, body)
-    return (
-        run_stream(services.bus, run_id, after, opened=_streams(services)) if body.stream else run
-    )
+    return _stream(services, project, run, after) if body.stream else run
 
 
 @router.get("/{run_id}/events", response_model=None)
@@ -124,8 +124,29 @@ async def resume_stream(
         # Seen to the end: nothing but `done`; a buffer that is gone: the stored run.
         lead = [] if 0 < last <= cursor else snapshot_events(cursor + 1, run)
         return run_stream(services.bus, run_id, cursor, lead, include, _streams(services))
+    return _stream(services, project, run, min(cursor, last), include)
+
+
+def _stream(
+    services: Services,
+    project: str,
+    run: dict[str, Any],
+    after: int = 0,
+    include: Include = None,
+) -> StreamingResponse:
+    """The run's live stream; one whose events stop coming (the bus lost them)
+    ends with the stored run once it paused or ended."""
+    run_id, thread_id = run["id"], run["thread_id"]
+
+    async def settle(cursor: int) -> list[Event] | None:
+        stored = await services.runs.retrieve(project, thread_id, run_id)
+        status = RunStatus(stored["status"])
+        if status.is_terminal or status == RunStatus.REQUIRES_ACTION:
+            return snapshot_events(cursor + 1, stored)
+        return None
+
     return run_stream(
-        services.bus, run_id, min(cursor, last), include=include, opened=_streams(services)
+        services.bus, run_id, after, include=include, opened=_streams(services), settle=settle
     )
 
 

@@ -4,7 +4,8 @@ goes away only ends its own stream."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from fastapi.responses import StreamingResponse
@@ -15,9 +16,18 @@ from threadline.schemas.stream_event import DONE_SSE, SEGMENT_END, Event, error_
 
 
 class EventSource(Protocol):
-    """Where a run's events come from (the event bus)."""
+    """Where a run's events come from (the event bus). A bus that may lose events
+    (a publisher gave up) sets ``stale_after`` and yields an empty batch whenever
+    it has been quiet for a while."""
+
+    stale_after: float | None
 
     def subscribe_batches(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]: ...
+
+
+Settle = Callable[[int], Awaitable[list[Event] | None]]
+"""The stored run's closing events (numbered after the given one) if it paused or
+ended; ``None`` while it goes on."""
 
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -30,15 +40,31 @@ async def _frames(
     lead: list[Event] | None,
     include: Sequence[str] | None,
     opened: Gauge | None,
+    settle: Settle | None,
 ) -> AsyncIterator[str]:
     if lead is not None:  # the whole stream, without waiting for more
         yield "".join(event.sse() for event in lead) + DONE_SSE
         return
     if opened is not None:
         opened.inc()
+    cursor, heard = after, time.monotonic()
     try:
         # The events that are there go out together, in one write.
         async for batch in bus.subscribe_batches(run_id, after):
+            if not batch:
+                # Quiet. Past the time a publisher waits for the bus, events that
+                # are not here were given up on: a run that paused or ended
+                # meanwhile is told from its stored state (then ``done``).
+                stale = bus.stale_after
+                if settle is None or stale is None or time.monotonic() - heard < stale:
+                    continue
+                heard = time.monotonic()
+                closing = await settle(cursor)
+                if closing is not None:
+                    yield "".join(event.sse() for event in closing) + DONE_SSE
+                    return
+                continue
+            cursor, heard = batch[-1].seq, time.monotonic()
             frames = []
             for event in batch:
                 frames.append(shown_event(event, include).sse())
@@ -58,12 +84,14 @@ def run_stream(
     lead: list[Event] | None = None,
     include: Sequence[str] | None = None,
     opened: Gauge | None = None,
+    settle: Settle | None = None,
 ) -> StreamingResponse:
     """The run's events from after ``after`` (``include``: the run step
     ``include[]`` values the stream's creator asked for; ``opened``: the gauge of
-    open streams)."""
+    open streams; ``settle``: the stored run's closing events, for a stream whose
+    events stopped coming)."""
     return StreamingResponse(
-        _frames(bus, run_id, after, lead, include, opened),
+        _frames(bus, run_id, after, lead, include, opened, settle),
         media_type="text/event-stream",
         headers=HEADERS,
     )

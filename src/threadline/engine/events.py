@@ -27,6 +27,11 @@ Events = list[tuple[str, dict[str, Any]]]
 
 
 class EventBus(ABC):
+    stale_after: float | None = None
+    """Seconds of quiet after which a subscriber's events may have been given up on
+    (a publisher could not reach the bus); ``None``: a bus that loses none. A bus
+    that sets it yields an empty batch to subscribers while it is quiet."""
+
     @abstractmethod
     async def publish(self, run_id: str, name: str, data: dict[str, Any]) -> int:
         """Append an event to the run's stream; return its sequence number."""

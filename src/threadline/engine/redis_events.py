@@ -83,6 +83,8 @@ class RedisEventBus(EventBus):
         self.max_events = max_events
         self.retention = max(1, int(retention))
         self.publish_patience = publish_patience
+        # By then a publisher has either published or given up.
+        self.stale_after = publish_patience + _BLOCK_MS / 1000
         # A subscriber holds a connection while it blocks; publishers take the others.
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
@@ -135,7 +137,7 @@ class RedisEventBus(EventBus):
     async def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[Event]:
         async for batch in self.subscribe_batches(run_id, after):
             for event in batch:
-                yield event
+                yield event  # (an empty batch, a quiet spell, yields nothing)
 
     async def subscribe_batches(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
         stream = self._keys(run_id)[1]
@@ -162,6 +164,7 @@ class RedisEventBus(EventBus):
                 continue
             if not reply:
                 check = True
+                yield []  # quiet: the subscriber may look at the stored run
                 continue
             batch: list[Event] = []
             for _key, entries in reply:
