@@ -19,7 +19,8 @@ if (!baseURL) {
 const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 30_000 });
 
 function script(text, chunks) {
-  return JSON.stringify({ scripted: [{ text, chunks }] });
+  // Paced: pieces the model sends together may go out as one delta.
+  return JSON.stringify({ scripted: [{ text, chunks, token_delay: 0.01 }] });
 }
 
 function textOf(message) {

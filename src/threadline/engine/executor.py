@@ -396,10 +396,11 @@ class Claimed:
 async def _read_turn(
     conn: AsyncConnection, project: str, run: dict[str, Any], toolbox: Toolbox
 ) -> _Seen:
+    history, own = await store.history_and_own(conn, run["thread_id"], run["id"])
     return _Seen(
-        history=await store.thread_history(conn, run["thread_id"], run["id"]),
+        history=history,
         steps=await store.steps_of(conn, run["id"]),
-        own=await store.run_messages(conn, run["id"]),
+        own=own,
         project_id=project,
         loaded=await toolbox.load(conn, project, run),
     )

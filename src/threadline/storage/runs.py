@@ -65,6 +65,10 @@ _THREAD_HISTORY = Prepared(
     .order_by(M.seq)
 )
 
+_THREAD_MESSAGES = Prepared(
+    sa.select(M.data, M.run_id).where(M.thread_id == sa.bindparam("thread_id")).order_by(M.seq)
+)
+
 
 async def insert_run(
     conn: AsyncConnection, project_id: str, data: dict[str, Any], **columns: Any
@@ -218,6 +222,18 @@ def _in_progress_step_ids(run_id: str) -> sa.Select[tuple[str]]:
     return sa.select(ST.id).where(
         ST.run_id == run_id, ST.data["status"].as_string() == "in_progress"
     )
+
+
+async def history_and_own(
+    conn: AsyncConnection, thread_id: str, run_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``thread_history`` and ``run_messages`` in one query (a run's messages are in
+    its thread)."""
+    history: list[dict[str, Any]] = []
+    own: list[dict[str, Any]] = []
+    for row in await _THREAD_MESSAGES.execute(conn, {"thread_id": thread_id}):
+        (own if row.run_id == run_id else history).append(dict(row.data))
+    return history, own
 
 
 async def thread_history(
