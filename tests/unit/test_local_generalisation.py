@@ -1,13 +1,19 @@
 """Unit tests of the local model's call-or-answer decisions that run without the model:
-made-up numbers in calls, and how tool results are written into the answer prompt."""
+made-up numbers in calls, codes in grounding, which functions a rejected first call is
+tried again with, and how tool results are written into the answer prompt."""
 
 from __future__ import annotations
 
 from threadline.models.base import ChatMessage, FunctionTool, ToolCall
 from threadline.models.local.calls import ParsedCall
 from threadline.models.local.policy import (
+    CODE_INTERPRETER,
+    FILE_SEARCH,
+    adds_information,
+    grounded,
     mentioned_numbers,
     opens_refusal,
+    retry_tools,
     without_made_up_numbers,
 )
 from threadline.models.local.prompt import readable, render_answer
@@ -98,3 +104,62 @@ def test_refusal_openings() -> None:
     assert not opens_refusal("The")
     assert not opens_refusal(" Your")
     assert not opens_refusal("In")
+
+
+STOCK = FunctionTool(
+    "get_stock_price",
+    "Latest price of a stock.",
+    {"type": "object", "properties": {"symbol": {"type": "string"}}, "required": ["symbol"]},
+)
+CONVERT = FunctionTool(
+    "convert_currency",
+    "Convert an amount between currencies.",
+    {
+        "type": "object",
+        "properties": {
+            "amount": {"type": "number"},
+            "from_currency": {"type": "string"},
+            "to_currency": {"type": "string"},
+        },
+        "required": ["amount", "from_currency", "to_currency"],
+    },
+)
+SEARCH = FunctionTool(FILE_SEARCH, "Search the user's files.", {"type": "object"})
+CODE = FunctionTool(CODE_INTERPRETER, "Run Python.", {"type": "object"})
+
+
+def test_a_code_the_request_implies_is_not_held_against_a_first_call() -> None:
+    amazon = ParsedCall("get_stock_price", {"symbol": "AMZN"})
+    assert grounded(amazon, [STOCK], "How's Amazon stock doing?")
+    dollars = ParsedCall("convert_currency", {"amount": 80, "from_currency": "USD",
+                                              "to_currency": "EUR"})  # fmt: skip
+    assert grounded(dollars, [CONVERT], "How much is 80 dollars in euros?")
+
+
+def test_codes_still_count_where_every_value_must_be_grounded() -> None:
+    context = "Prices of Apple and Alphabet?"
+    apple = ParsedCall("get_stock_price", {"symbol": "AAPL"})
+    google = ParsedCall("get_stock_price", {"symbol": "GOOGL"})
+    assert not grounded(google, [STOCK], context, strict=True)
+    assert grounded(google, [STOCK], "Prices of AAPL and GOOGL?", strict=True)
+    # a second call with another code adds information, so parallel calls still work
+    assert adds_information(google, [apple], [STOCK], "Prices of AAPL and GOOGL?")
+
+
+def test_a_lower_case_or_made_up_word_is_no_code() -> None:
+    assert not grounded(ParsedCall("get_stock_price", {"symbol": "amzn"}), [STOCK], "Hi")
+    made_up = ParsedCall("get_forecast", {"location": "London", "units": "metric"})
+    assert not grounded(made_up, TOOLS, "How much is 80 dollars in euros?")
+
+
+def test_a_rejected_first_call_is_tried_once_more_with_the_other_functions() -> None:
+    tools = [FORECAST, CONVERT, NUTRITION]
+    assert retry_tools(tools, []) == ()
+    assert retry_tools(tools, ["get_forecast"]) == (CONVERT, NUTRITION)
+    assert retry_tools(tools, ["get_forecast", "convert_currency"]) == ()
+
+
+def test_no_retry_into_the_built_in_tools_or_without_another_function() -> None:
+    assert retry_tools([CONVERT, SEARCH, CODE], ["convert_currency"]) == ()
+    assert retry_tools([STOCK, SEARCH, CONVERT], [FILE_SEARCH]) == (STOCK, CONVERT)
+    assert retry_tools([STOCK], ["get_stock_price"]) == ()
