@@ -163,3 +163,12 @@ def test_no_retry_into_the_built_in_tools_or_without_another_function() -> None:
     assert retry_tools([CONVERT, SEARCH, CODE], ["convert_currency"]) == ()
     assert retry_tools([STOCK, SEARCH, CONVERT], [FILE_SEARCH]) == (STOCK, CONVERT)
     assert retry_tools([STOCK], ["get_stock_price"]) == ()
+
+
+def test_one_word_of_two_does_not_ground_a_value() -> None:
+    translate = FunctionTool("translate_text", "Translate.", {"type": "object"})
+    context = "How many languages are spoken in the world?"
+    made_up = ParsedCall("translate_text", {"text": "Hello, world!"})
+    assert not grounded(made_up, [translate], context)
+    assert grounded(ParsedCall("translate_text", {"text": "the world"}), [translate], context)
+    assert grounded(ParsedCall("translate_text", {"text": "Spoken World"}), [translate], context)

@@ -75,9 +75,15 @@ def _call_values(
     return [v.lower() for v in values if codes or not _CODE.fullmatch(v)]
 
 
-def _value_grounded(value: str, text: str, words: set[str], share: float) -> bool:
+def _value_grounded(value: str, text: str, words: set[str], strict: bool) -> bool:
+    """Whether ``value`` is in ``text``, or all (``strict``) or more than half of its
+    words are: one word of two ("Hello, world!" for "how many languages are spoken in
+    the world?") is not enough."""
     parts = _words(value)
-    return value in text or (bool(parts) and len(parts & words) >= share * len(parts))
+    hits = len(parts & words)
+    return value in text or (
+        bool(parts) and (hits == len(parts) if strict else hits * 2 > len(parts))
+    )
 
 
 def grounded(
@@ -88,17 +94,16 @@ def grounded(
     Small models asked something no tool helps with tend to call a tool anyway, with
     made-up arguments. A value is grounded when it appears in ``context`` or enough of
     its words do. Leniently (the first call) half the values must be grounded, each by
-    half its words, and upper-case codes are not counted: a request names a company or
-    a currency ("how's Amazon doing?", "80 dollars in euros") and the call carries its
-    code (``AMZN``, ``USD``). Strictly (extra parallel calls) every value counts and
+    more than half its words, and upper-case codes are not counted: a request names a
+    company or a currency ("how's Amazon doing?", "80 dollars in euros") and the call
+    carries its code (``AMZN``, ``USD``). Strictly (extra parallel calls) every value counts and
     must be grounded by all of its words. Calls without free-form arguments always pass.
     """
     values = _call_values(call, tools, codes=strict)
     if not values:
         return True
     text, words = context.lower(), _words(context)
-    share = 1.0 if strict else 0.5
-    hits = sum(_value_grounded(v, text, words, share) for v in values)
+    hits = sum(_value_grounded(v, text, words, strict) for v in values)
     return hits == len(values) if strict else hits * 2 >= len(values)
 
 
