@@ -17,6 +17,7 @@ from threadline.models.local.policy import (
     without_made_up_numbers,
 )
 from threadline.models.local.prompt import readable, render_answer
+from threadline.models.local.sampling import Sampling
 
 FORECAST = FunctionTool(
     "get_forecast",
@@ -172,3 +173,10 @@ def test_one_word_of_two_does_not_ground_a_value() -> None:
     assert not grounded(made_up, [translate], context)
     assert grounded(ParsedCall("translate_text", {"text": "the world"}), [translate], context)
     assert grounded(ParsedCall("translate_text", {"text": "Spoken World"}), [translate], context)
+
+
+def test_answers_from_results_are_sampled_cooler() -> None:
+    default = Sampling(0.7, 0.8)
+    assert 0 < default.from_results().temperature < default.temperature
+    assert default.from_results().top_p == default.top_p
+    assert Sampling(0.0, 0.8).from_results().temperature == 0.0

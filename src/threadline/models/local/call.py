@@ -234,6 +234,7 @@ class ModelCall:
             if len(answer_prompt) < engine.n_ctx:
                 self.budget = min(self.budget, engine.n_ctx - len(answer_prompt))
                 self.prompt_tokens = max(self.prompt_tokens, len(answer_prompt))
+                self.sampling = self.sampling.from_results()
             else:
                 answer_prompt = None
         grammar = json_grammar(self.request.response_format) if plan.json_mode else None
