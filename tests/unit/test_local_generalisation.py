@@ -130,8 +130,6 @@ CODE = FunctionTool(CODE_INTERPRETER, "Run Python.", {"type": "object"})
 
 
 def test_a_code_the_request_implies_is_not_held_against_a_first_call() -> None:
-    amazon = ParsedCall("get_stock_price", {"symbol": "AMZN"})
-    assert grounded(amazon, [STOCK], "How's Amazon stock doing?")
     dollars = ParsedCall("convert_currency", {"amount": 80, "from_currency": "USD",
                                               "to_currency": "EUR"})  # fmt: skip
     assert grounded(dollars, [CONVERT], "How much is 80 dollars in euros?")
@@ -180,3 +178,9 @@ def test_answers_from_results_are_sampled_cooler() -> None:
     assert 0 < default.from_results().temperature < default.temperature
     assert default.from_results().top_p == default.top_p
     assert Sampling(0.0, 0.8).from_results().temperature == 0.0
+
+
+def test_a_call_of_codes_alone_is_judged_on_them() -> None:
+    joke = ParsedCall("get_stock_price", {"symbol": "AAPL"})
+    assert not grounded(joke, [STOCK], "Tell me a short joke.")
+    assert grounded(joke, [STOCK], "How is AAPL doing?")

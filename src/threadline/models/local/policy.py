@@ -94,14 +94,19 @@ def grounded(
     Small models asked something no tool helps with tend to call a tool anyway, with
     made-up arguments. A value is grounded when it appears in ``context`` or enough of
     its words do. Leniently (the first call) half the values must be grounded, each by
-    more than half its words, and upper-case codes are not counted: a request names a
-    company or a currency ("how's Amazon doing?", "80 dollars in euros") and the call
-    carries its code (``AMZN``, ``USD``). Strictly (extra parallel calls) every value counts and
-    must be grounded by all of its words. Calls without free-form arguments always pass.
+    more than half its words, and upper-case codes are not counted beside other values:
+    a request names a currency ("80 dollars in euros") and the call carries its code
+    (``USD``). A call of codes alone is judged on them. Strictly (extra parallel
+    calls) every value counts and must be grounded by all of its words. Calls without
+    free-form arguments always pass.
     """
     values = _call_values(call, tools, codes=strict)
     if not values:
-        return True
+        # Only codes, or nothing free-form: codes count after all ("tell me a joke"
+        # is not get_stock_price(symbol="AAPL")).
+        values = _call_values(call, tools)
+        if not values:
+            return True
     text, words = context.lower(), _words(context)
     hits = sum(_value_grounded(v, text, words, strict) for v in values)
     return hits == len(values) if strict else hits * 2 >= len(values)
