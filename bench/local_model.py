@@ -8,7 +8,8 @@ The eval set covers the decisions a tool-using assistant makes: call a tool or a
 directly, pick the right function, fill valid arguments, make parallel calls, and
 answer from tool results instead of calling again. Each case passes or fails; the
 score is the share of passing cases. The speed part measures time to first token and
-decode speed on a ~350-token prompt (instructions plus tools), cold and warm.
+decode speed on a ~350-token prompt (instructions plus tools), cold and warm, and the
+process's peak resident memory (the model file is mapped in, so its pages count).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import sys
 import time
 from collections import Counter, defaultdict
@@ -29,7 +31,6 @@ from threadline.engine.tools import code_interpreter
 from threadline.engine.tools.file_search import DESCRIPTION, PARAMETERS, render
 from threadline.models.base import (
     ChatMessage,
-    Finish,
     FunctionTool,
     ModelRequest,
     NamedToolChoice,
@@ -777,7 +778,9 @@ async def run_one(backend: LocalBackend, request: ModelRequest) -> Outcome:
     started = time.perf_counter()
     pending: dict[int, list[str]] = defaultdict(lambda: ["", ""])
     async for event in backend.stream(request):
-        if not out.first_token_s and not isinstance(event, Finish):
+        if not out.first_token_s:
+            # A reply cut off by a one-token budget inside a call ends with Finish
+            # alone, as soon as that token is decoded: its first event is the mark.
             out.first_token_s = time.perf_counter() - started
         if isinstance(event, TextDelta):
             out.text += event.text
@@ -853,7 +856,8 @@ async def speed(backend: LocalBackend, model: str) -> None:
         f"speed {backend.resolve_model(model)}: prompt {cold.prompt_tokens} tokens "
         f"(instructions + {len(tools)} tools) | "
         f"TTFT cold {cold.first_token_s:.2f}s, warm {warm_ttft:.2f}s (median of 3) | "
-        f"decode {decode:.1f} tokens/s over {long.completion_tokens} tokens"
+        f"decode {decode:.1f} tokens/s over {long.completion_tokens} tokens | "
+        f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     )
 
 

@@ -1,16 +1,23 @@
 """Unit tests of the local model's call-or-answer decisions that run without the model:
-made-up numbers in calls, and how tool results are written into the answer prompt."""
+made-up numbers in calls, codes in grounding, which functions a rejected first call is
+tried again with, and how tool results are written into the answer prompt."""
 
 from __future__ import annotations
 
 from threadline.models.base import ChatMessage, FunctionTool, ToolCall
 from threadline.models.local.calls import ParsedCall
 from threadline.models.local.policy import (
+    CODE_INTERPRETER,
+    FILE_SEARCH,
+    adds_information,
+    grounded,
     mentioned_numbers,
     opens_refusal,
+    retry_tools,
     without_made_up_numbers,
 )
 from threadline.models.local.prompt import readable, render_answer
+from threadline.models.local.sampling import Sampling
 
 FORECAST = FunctionTool(
     "get_forecast",
@@ -98,3 +105,82 @@ def test_refusal_openings() -> None:
     assert not opens_refusal("The")
     assert not opens_refusal(" Your")
     assert not opens_refusal("In")
+
+
+STOCK = FunctionTool(
+    "get_stock_price",
+    "Latest price of a stock.",
+    {"type": "object", "properties": {"symbol": {"type": "string"}}, "required": ["symbol"]},
+)
+CONVERT = FunctionTool(
+    "convert_currency",
+    "Convert an amount between currencies.",
+    {
+        "type": "object",
+        "properties": {
+            "amount": {"type": "number"},
+            "from_currency": {"type": "string"},
+            "to_currency": {"type": "string"},
+        },
+        "required": ["amount", "from_currency", "to_currency"],
+    },
+)
+SEARCH = FunctionTool(FILE_SEARCH, "Search the user's files.", {"type": "object"})
+CODE = FunctionTool(CODE_INTERPRETER, "Run Python.", {"type": "object"})
+
+
+def test_a_code_the_request_implies_is_not_held_against_a_first_call() -> None:
+    dollars = ParsedCall("convert_currency", {"amount": 80, "from_currency": "USD",
+                                              "to_currency": "EUR"})  # fmt: skip
+    assert grounded(dollars, [CONVERT], "How much is 80 dollars in euros?")
+
+
+def test_codes_still_count_where_every_value_must_be_grounded() -> None:
+    context = "Prices of Apple and Alphabet?"
+    apple = ParsedCall("get_stock_price", {"symbol": "AAPL"})
+    google = ParsedCall("get_stock_price", {"symbol": "GOOGL"})
+    assert not grounded(google, [STOCK], context, strict=True)
+    assert grounded(google, [STOCK], "Prices of AAPL and GOOGL?", strict=True)
+    # a second call with another code adds information, so parallel calls still work
+    assert adds_information(google, [apple], [STOCK], "Prices of AAPL and GOOGL?")
+
+
+def test_a_lower_case_or_made_up_word_is_no_code() -> None:
+    assert not grounded(ParsedCall("get_stock_price", {"symbol": "amzn"}), [STOCK], "Hi")
+    made_up = ParsedCall("get_forecast", {"location": "London", "units": "metric"})
+    assert not grounded(made_up, TOOLS, "How much is 80 dollars in euros?")
+
+
+def test_a_rejected_first_call_is_tried_once_more_with_the_other_functions() -> None:
+    tools = [FORECAST, CONVERT, NUTRITION]
+    assert retry_tools(tools, []) == ()
+    assert retry_tools(tools, ["get_forecast"]) == (CONVERT, NUTRITION)
+    assert retry_tools(tools, ["get_forecast", "convert_currency"]) == ()
+
+
+def test_no_retry_into_the_built_in_tools_or_without_another_function() -> None:
+    assert retry_tools([CONVERT, SEARCH, CODE], ["convert_currency"]) == ()
+    assert retry_tools([STOCK, SEARCH, CONVERT], [FILE_SEARCH]) == (STOCK, CONVERT)
+    assert retry_tools([STOCK], ["get_stock_price"]) == ()
+
+
+def test_one_word_of_two_does_not_ground_a_value() -> None:
+    translate = FunctionTool("translate_text", "Translate.", {"type": "object"})
+    context = "How many languages are spoken in the world?"
+    made_up = ParsedCall("translate_text", {"text": "Hello, world!"})
+    assert not grounded(made_up, [translate], context)
+    assert grounded(ParsedCall("translate_text", {"text": "the world"}), [translate], context)
+    assert grounded(ParsedCall("translate_text", {"text": "Spoken World"}), [translate], context)
+
+
+def test_answers_from_results_are_sampled_cooler() -> None:
+    default = Sampling(0.7, 0.8)
+    assert 0 < default.from_results().temperature < default.temperature
+    assert default.from_results().top_p == default.top_p
+    assert Sampling(0.0, 0.8).from_results().temperature == 0.0
+
+
+def test_a_call_of_codes_alone_is_judged_on_them() -> None:
+    joke = ParsedCall("get_stock_price", {"symbol": "AAPL"})
+    assert not grounded(joke, [STOCK], "Tell me a short joke.")
+    assert grounded(joke, [STOCK], "How is AAPL doing?")

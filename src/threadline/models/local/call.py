@@ -34,6 +34,7 @@ from threadline.models.local.policy import (
     code_worthy,
     grounded,
     may_want_more_calls,
+    retry_tools,
     search_worthy,
     without_made_up_numbers,
 )
@@ -47,6 +48,9 @@ Kept low: the 0.5B model often puts the call second to a text opening when the r
 does not name the tool ("is it cold in Oslo?"), and a call it should not make is
 still caught by the checks on its arguments (``_acceptable``)."""
 MAX_PARALLEL_CALLS = 8
+CALL_TOKENS = 256
+"""The token budget a call is decoded with when the reply's own is smaller: enough for
+the checks to see the whole call before it is taken or rejected."""
 CODE_CUE = "I will run Python code for this, printing the results.\n"
 """How the local model's code_interpreter code is cued: a reply opening a fence."""
 Emit = Callable[["ModelEvent | BaseException | None"], None]
@@ -68,6 +72,10 @@ class ModelCall:
         self.budget = min(room, request.max_tokens) if request.max_tokens else room
         self.sampling = sampling_for(request)
         self.used = 0
+        """Tokens decoded, the discarded ones included (the usage reported)."""
+        self.spent = 0
+        """Tokens that count against ``budget``: those of the reply, not of a call the
+        checks rejected or of a text attempt that turned into a call and was redone."""
         self.prompt_tokens = len(self.prompt)
 
     def run(self) -> None:
@@ -91,16 +99,22 @@ class ModelCall:
         self.emit(Finish(reason, Usage(self.prompt_tokens, self.used)))
 
     def _decode(
-        self, prompt: list[int] | None = None, *, structured: bool = False, **kwargs: Any
+        self,
+        prompt: list[int] | None = None,
+        *,
+        structured: bool = False,
+        budget: int | None = None,
+        **kwargs: Any,
     ) -> Decoded:
         out = self.engine.decode(
             self.prompt if prompt is None else prompt,
-            budget=self.budget - self.used,
+            budget=self.budget - self.spent if budget is None else budget,
             sampling=self.sampling.structured() if structured else self.sampling,
             stop=self.stop,
             **kwargs,
         )
         self.used += len(out.ids)
+        self.spent += len(out.ids)
         return out
 
     def _acceptable(self, call: ParsedCall) -> bool:
@@ -133,21 +147,41 @@ class ModelCall:
         searching = all(t.name == FILE_SEARCH for t in plan.tools)
         more = parallel and may_want_more_calls(plan.question) and not searching
         prefix, calls = self.prompt, list[ParsedCall]()
+        rejected: list[str] = []
         while len(calls) < MAX_PARALLEL_CALLS:
-            out = self._decode(prefix, structured=True, grammar_text=grammar)
+            # A call is decoded whole even past max_tokens: the checks may reject it,
+            # and then the reply is a text answer that needs the budget.
+            allowed = self.budget - self.spent
+            room = self.engine.n_ctx - len(prefix)
+            out = self._decode(prefix, structured=True, grammar_text=grammar,
+                               budget=min(room, max(allowed, CALL_TOKENS)))  # fmt: skip
             parsed = None if out.length else parse_tool_calls(out.text, plan.tools)
             if parsed is None:
                 return calls or None
             call = parsed[0]
             if call.name == CODE_INTERPRETER:
                 call = self._with_written_code(call)
+            checked: ParsedCall | None = call
             if plan.mode == "auto":
                 checked = without_made_up_numbers(call, plan.tools, plan.context)
-                if checked is None:
+                if checked is None and calls:
                     return calls
-                call = checked
-            if not calls and plan.mode == "auto" and not self._acceptable(call):
-                return []
+            first = not calls and plan.mode == "auto"
+            if first and (checked is None or not self._acceptable(checked)):
+                # A first call the checks reject: not part of the reply, so its tokens
+                # do not count against max_tokens; try the model's next function.
+                self.spent -= len(out.ids)
+                rejected.append(call.name)
+                others = () if plan.after_tool_results else retry_tools(plan.tools, rejected)
+                if not others:
+                    return []
+                grammar = calls_grammar(others, parallel=False)
+                continue
+            if checked is None:
+                return calls
+            if len(out.ids) > allowed:  # a call the reply has no room for
+                return calls or None
+            call = checked
             if calls and not adds_information(call, calls, plan.tools, plan.context):
                 break
             calls.append(call)
@@ -200,6 +234,7 @@ class ModelCall:
             if len(answer_prompt) < engine.n_ctx:
                 self.budget = min(self.budget, engine.n_ctx - len(answer_prompt))
                 self.prompt_tokens = max(self.prompt_tokens, len(answer_prompt))
+                self.sampling = self.sampling.from_results()
             else:
                 answer_prompt = None
         grammar = json_grammar(self.request.response_format) if plan.json_mode else None
@@ -216,6 +251,7 @@ class ModelCall:
                                reject_first=reject if allow_calls else None)  # fmt: skip
             if not answer.turned_to_call or out.length:
                 break
+            self.spent -= len(out.ids)  # redone: the attempt is not part of the reply
         answer.close()
         if answer.splitter.captured is not None:
             calls = parse_tool_calls(answer.splitter.captured, plan.tools)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from threadline.models.base import FunctionTool
@@ -39,6 +39,8 @@ _NUMBER_WORDS = {
     "pair": 2, "couple": 2, "dozen": 12, "hundred": 100, "thousand": 1000,
 }  # fmt: skip
 _MORE = re.compile(r"\b(and|also|both|plus|then|each|all)\b|[,;&]", re.I)
+# A code a request implies rather than says: a ticker, a currency or country code.
+_CODE = re.compile(r"[A-Z]{2,5}")
 
 
 def _words(text: str) -> set[str]:
@@ -63,14 +65,25 @@ def _values(value: Any, schema: Any) -> Iterable[str]:
         yield str(value)
 
 
-def _call_values(call: ParsedCall, tools: Sequence[FunctionTool]) -> list[str]:
+def _call_values(
+    call: ParsedCall, tools: Sequence[FunctionTool], *, codes: bool = True
+) -> list[str]:
+    """The call's free-form values, lower-cased; without upper-case codes ("AMZN",
+    "CHF") unless ``codes``."""
     schema = next((t.parameters for t in tools if t.name == call.name), None)
-    return [v.strip().lower() for v in _values(call.arguments, schema) if v.strip()]
+    values = [v.strip() for v in _values(call.arguments, schema) if v.strip()]
+    return [v.lower() for v in values if codes or not _CODE.fullmatch(v)]
 
 
-def _value_grounded(value: str, text: str, words: set[str], share: float) -> bool:
+def _value_grounded(value: str, text: str, words: set[str], strict: bool) -> bool:
+    """Whether ``value`` is in ``text``, or all (``strict``) or more than half of its
+    words are: one word of two ("Hello, world!" for "how many languages are spoken in
+    the world?") is not enough."""
     parts = _words(value)
-    return value in text or (bool(parts) and len(parts & words) >= share * len(parts))
+    hits = len(parts & words)
+    return value in text or (
+        bool(parts) and (hits == len(parts) if strict else hits * 2 > len(parts))
+    )
 
 
 def grounded(
@@ -81,15 +94,21 @@ def grounded(
     Small models asked something no tool helps with tend to call a tool anyway, with
     made-up arguments. A value is grounded when it appears in ``context`` or enough of
     its words do. Leniently (the first call) half the values must be grounded, each by
-    half its words; strictly (extra parallel calls) every value, by all of its words.
-    Calls without free-form arguments always pass.
+    more than half its words, and upper-case codes are not counted beside other values:
+    a request names a currency ("80 dollars in euros") and the call carries its code
+    (``USD``). A call of codes alone is judged on them. Strictly (extra parallel
+    calls) every value counts and must be grounded by all of its words. Calls without
+    free-form arguments always pass.
     """
-    values = _call_values(call, tools)
+    values = _call_values(call, tools, codes=strict)
     if not values:
-        return True
+        # Only codes, or nothing free-form: codes count after all ("tell me a joke"
+        # is not get_stock_price(symbol="AAPL")).
+        values = _call_values(call, tools)
+        if not values:
+            return True
     text, words = context.lower(), _words(context)
-    share = 1.0 if strict else 0.5
-    hits = sum(_value_grounded(v, text, words, share) for v in values)
+    hits = sum(_value_grounded(v, text, words, strict) for v in values)
     return hits == len(values) if strict else hits * 2 >= len(values)
 
 
@@ -146,6 +165,30 @@ def adds_information(
         return False
     seen = {v for c in earlier for v in _call_values(c, tools)}
     return any(v not in seen for v in _call_values(call, tools))
+
+
+FIRST_CALL_TRIES = 2
+"""How many functions the auto tool choice tries for a first call before answering."""
+
+
+def retry_tools(
+    tools: Sequence[FunctionTool], rejected: Collection[str]
+) -> tuple[FunctionTool, ...]:
+    """The functions a rejected first call may be tried again with: the ones not yet
+    rejected, while fewer than ``FIRST_CALL_TRIES`` were; empty when none is left.
+
+    The small model often writes the first function of the list, or a neighbour of the
+    right one, for a request that does not name it ("how much is 80 dollars in euros?"
+    as ``get_weather(city="London")``); the checks reject that call, and the right
+    function is usually its second choice. The built-in file_search and
+    code_interpreter are not tried again: a question refused one function is not
+    turned into a search or a program."""
+    if not rejected or len(rejected) >= FIRST_CALL_TRIES:
+        return ()
+    rest = tuple(t for t in tools if t.name not in rejected)
+    if all(t.name in (FILE_SEARCH, CODE_INTERPRETER) for t in rest):
+        return ()
+    return tuple(t for t in rest if t.name not in (FILE_SEARCH, CODE_INTERPRETER))
 
 
 def may_want_more_calls(question: str) -> bool:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 MODEL_TEMPERATURE = 0.7
 MODEL_TOP_P = 0.8
+RESULTS_TEMPERATURE = 0.3
+"""Answers from tool results are sampled cooler: their values are copied, not made up."""
 STRUCTURED_TEMPERATURE = 0.0
 """Tool-call arguments are decoded greedily: sampled, the 0.5B model swapped in
 values of its own (a down payment of 100000 where the user said 60000)."""
@@ -28,6 +30,10 @@ class Sampling:
     min_p: float = 0.05
     repeat_penalty: float = 1.1
     """Applied to the tokens generated so far (not the prompt, whose values answers copy)."""
+
+    def from_results(self) -> Sampling:
+        """Sampling for an answer from tool results: cooler, as it copies their values."""
+        return replace(self, temperature=self.temperature * RESULTS_TEMPERATURE)
 
     def structured(self) -> Sampling:
         """Sampling for tool-call arguments: greedy, as their values are copied, not made up."""
