@@ -609,7 +609,12 @@ def test_postgres_restarted_mid_run_pauses_runs_and_they_recover_whole(cluster: 
     with cluster.sdk(0) as sdk:
         runs, texts = slow_runs(sdk, 4, "p")
         streams = Streams(cluster, runs)
-        wait_until("every run to stream", lambda: all(streams.deltas(r.id) >= 3 for r in runs), 30)
+        wait_for(
+            "every run to stream",
+            lambda: all(streams.deltas(r.id) >= 3 for r in runs),
+            30,
+            *cluster.procs,
+        )
         cluster.postgres.stop("fast")  # every session cut
         wait_for("/readyz to say 503", lambda: not cluster.ready(), 15, *cluster.procs)
         cluster.postgres.start()

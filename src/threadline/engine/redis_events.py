@@ -131,7 +131,13 @@ class RedisEventBus(EventBus):
                 await asyncio.sleep(_RETRY_SECONDS)
 
     async def last_seq(self, run_id: str) -> int:
-        raw = await self.redis.get(self._keys(run_id)[0])
+        key = self._keys(run_id)[0]
+        try:
+            raw = await self.redis.get(key)
+        except _UNREACHABLE:
+            # A pooled connection that Redis closed as it restarted fails once (and
+            # is dropped); a new one answers. Unreachable for good: this raises.
+            raw = await self.redis.get(key)
         return int(raw) if raw is not None else 0
 
     async def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[Event]:
