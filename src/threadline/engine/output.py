@@ -65,27 +65,10 @@ class TurnOutput:
 
     async def _store_new(self, objects_: list[tuple[str, dict[str, Any]]]) -> None:
         """Insert new steps/messages, if the run is still this worker's to write."""
-        if not self.db.is_sqlite:
-            async with self.db.single_write() as conn:
-                held = await store.insert_output_if_held(
-                    conn, self.run["id"], self.worker_id, objects_
-                )
-            if not held:
-                raise ConflictError(f"Run {self.run['id']} is no longer executing here.")
-            return
-        async with self.db.write() as conn:
-            row = await store.lock_run_holder(conn, self.run["id"])
-            if (
-                row is None
-                or row.status != str(RunStatus.IN_PROGRESS)
-                or row.lease_owner != self.worker_id
-            ):
-                raise ConflictError(f"Run {self.run['id']} is no longer executing here.")
-            for kind, data in objects_:
-                if kind == "step":
-                    await store.insert_step(conn, row.project_id, data)
-                else:
-                    await store.insert_message(conn, row.project_id, data)
+        async with self.db.single_write() as conn:
+            held = await store.insert_output_if_held(conn, self.run["id"], self.worker_id, objects_)
+        if not held:
+            raise ConflictError(f"Run {self.run['id']} is no longer executing here.")
 
     async def _publish(self, events: Events) -> None:
         await self.bus.publish_all(self.run["id"], events)

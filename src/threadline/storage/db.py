@@ -76,7 +76,7 @@ class Database:
         # The same pool, its connections marked as writers from the start (setting
         # the option on each connection costs a call into the dialect each time).
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
-        self._read_engine = (
+        self._autocommit_engine = (
             self.engine
             if self.is_sqlite
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -156,7 +156,7 @@ class Database:
         if not self.is_sqlite:
             # Each statement is its own transaction: BEGIN and COMMIT around them
             # would be two more round trips and no more consistency.
-            async with self._read_engine.connect() as conn:
+            async with self._autocommit_engine.connect() as conn:
                 yield conn
             return
         reader = of_this_loop(self._readers, Held) if self.fast_path else None
@@ -197,7 +197,7 @@ class Database:
             async with self.write() as conn:
                 yield conn
             return
-        async with self._read_engine.connect() as conn:
+        async with self._autocommit_engine.connect() as conn:
             yield conn
 
     async def migrate(self) -> None:

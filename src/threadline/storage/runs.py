@@ -101,10 +101,18 @@ async def lock_run_holder(conn: AsyncConnection, run_id: str) -> Any:
 async def insert_output_if_held(
     conn: AsyncConnection, run_id: str, worker_id: str, objects: list[tuple[str, dict[str, Any]]]
 ) -> bool:
-    """PostgreSQL: insert a turn's new steps and messages (``("step" | "message",
-    data)``) if the run is still ``in_progress`` under ``worker_id``'s lease, in one
-    statement: the check, the run's row lock and the inserts in one round trip.
-    False, inserting nothing, if it is not."""
+    """Insert a turn's new steps and messages (``("step" | "message", data)``) if the
+    run is still ``in_progress`` under ``worker_id``'s lease; False, inserting
+    nothing, if it is not. On PostgreSQL one statement (the check, the run's row lock
+    and the inserts in one round trip, for ``Database.single_write``); on SQLite
+    statements in the caller's write transaction."""
+    if conn.dialect.name != "postgresql":
+        row = await lock_run_holder(conn, run_id)
+        if row is None or row.status != str(RunStatus.IN_PROGRESS) or row.lease_owner != worker_id:
+            return False
+        for kind, data in objects:
+            await (insert_step if kind == "step" else insert_message)(conn, row.project_id, data)
+        return True
     holder = (
         sa.select(R.project_id)
         .where(R.id == run_id, R.status == str(RunStatus.IN_PROGRESS), R.lease_owner == worker_id)
