@@ -119,13 +119,21 @@ async def insert_output_if_held(
         .with_for_update()
         .cte("holder")
     )
+    query = sa.select(holder.c.project_id).add_cte(*inserts_from(holder, objects))
+    return (await conn.execute(query)).first() is not None
+
+
+def inserts_from(source: sa.CTE, objects: list[tuple[str, dict[str, Any]]]) -> list[sa.CTE]:
+    """For one PostgreSQL statement: an INSERT of each new step and message
+    (``("step" | "message", data)``) for each row of ``source`` (a CTE with the
+    run's ``project_id``): none when ``source`` has no row."""
     inserts = []
     for position, (kind, data) in enumerate(objects):
         table = tables.run_steps if kind == "step" else tables.messages
         names = ["id", "project_id", "thread_id", "run_id", "created_at", "data"]
         values = sa.select(
             sa.literal(data["id"], sa.String),
-            holder.c.project_id,
+            source.c.project_id,
             sa.literal(data["thread_id"], sa.String),
             sa.literal(data["run_id"], sa.String),
             sa.literal(data["created_at"], sa.BigInteger),
@@ -133,8 +141,7 @@ async def insert_output_if_held(
         )
         insert = table.insert().from_select(names, values).returning(table.c.id)
         inserts.append(insert.cte(f"new_{position}"))
-    query = sa.select(holder.c.project_id).add_cte(*inserts)
-    return (await conn.execute(query)).first() is not None
+    return inserts
 
 
 async def save_run(
