@@ -28,6 +28,7 @@ from threadline.storage.runs import (
     insert_message,
     insert_step,
     inserts_from,
+    new_params,
     save_message,
     save_step,
 )
@@ -97,30 +98,77 @@ async def write_unlocked(db: Database, run_id: str, plan: Callable[[Any], RunWri
         write = plan(row)
         if write is None:
             return False
-        query = _if_unchanged(run_id, row.version, str(row.status), write)
-        return (await conn.execute(query)).first() is not None
+        query = _if_unchanged(write)
+        params = {
+            "_run_id": run_id,
+            "_seen": str(row.status),
+            "_version": row.version,
+            "run_data": write.run,
+            "run_status": write.run["status"],
+            **{f"set_{name}": value for name, value in write.columns.items()},
+            **_save_params(write.output.saved),
+            **new_params(write.output.new),
+        }
+        return (await conn.execute(query, params)).first() is not None
 
 
-def _if_unchanged(run_id: str, version: str, seen: str, write: RunWrite) -> sa.Select[Any]:
+def _save_params(saved: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for position, (_kind, data) in enumerate(saved):
+        params[f"save_{position}_id"] = data["id"]
+        params[f"save_{position}_data"] = data
+    return params
+
+
+# ``_if_unchanged``'s statements, by the columns they set and the kinds of objects
+# they save and insert: built once (building one, and its cache key, costs more
+# than its round trip). No parameter is named after a column: SQLAlchemy would add
+# it to the SET clause of each UPDATE.
+_STATEMENTS: dict[tuple[tuple[str, ...], ...], sa.Select[Any]] = {}
+
+
+def _if_unchanged(write: RunWrite) -> sa.Select[Any]:
     """The run's UPDATE on the condition that its row is the version read, and the
     output's statements only if that UPDATE matched: one row back if it did."""
+    shape = (
+        tuple(sorted(write.columns)),
+        tuple(kind for kind, _data in write.output.saved),
+        tuple(kind for kind, _data in write.output.new),
+    )
+    found = _STATEMENTS.get(shape)
+    if found is None:
+        found = _STATEMENTS[shape] = _build(*shape)
+    return found
+
+
+def _build(
+    columns: tuple[str, ...], saved: tuple[str, ...], new: tuple[str, ...]
+) -> sa.Select[Any]:
+    values: dict[str, Any] = {
+        "data": sa.bindparam("run_data", type_=R.data.type),
+        "status": sa.bindparam("run_status", type_=R.status.type),
+    }
+    values.update({name: sa.bindparam(f"set_{name}", type_=R[name].type) for name in columns})
     moved = (
         tables.runs.update()
-        .where(R.id == run_id, R.status == seen, _version == version)
-        .values(data=write.run, status=write.run["status"], **write.columns)
+        .where(
+            R.id == sa.bindparam("_run_id"),
+            R.status == sa.bindparam("_seen"),
+            _version == sa.bindparam("_version"),
+        )
+        .values(values)
         .returning(R.project_id)
         .cte("moved")
     )
     matched = sa.select(moved.c.project_id).exists()
     saves = []
-    for position, (kind, data) in enumerate(write.output.saved):
+    for position, kind in enumerate(saved):
         table = tables.run_steps if kind == "step" else tables.messages
         save = (
             table.update()
-            .where(table.c.id == data["id"], matched)
-            .values(data=data)
+            .where(table.c.id == sa.bindparam(f"save_{position}_id"), matched)
+            .values(data=sa.bindparam(f"save_{position}_data", type_=table.c.data.type))
             .returning(table.c.id)
         )
         saves.append(save.cte(f"saved_{position}"))
-    news = inserts_from(moved, write.output.new)
-    return sa.select(moved.c.project_id).add_cte(*saves, *news)
+    return sa.select(moved.c.project_id).add_cte(*saves, *inserts_from(moved, new))
