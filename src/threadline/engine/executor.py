@@ -363,7 +363,7 @@ class Executor:
                 move,
                 run_id,
                 self.worker_id,
-                work=output.finisher(finish.usage, truncated=truncated),
+                ended=output.finished(finish.usage, truncated=truncated),
                 usage=finish.usage,
                 change=conclude,
             )

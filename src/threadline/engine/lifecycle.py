@@ -8,6 +8,11 @@ written, the run saved with a compare-and-set on its status; then, after the
 commit, its events are published. A move that cannot be made raises a
 ``TransitionRefused`` saying why, and writes nothing.
 
+A turn's end, the one move of every run, may first be tried without the lock
+(``storage.run_writes``): planned the same way from the row as read, and written in
+one statement only if the row has not changed since; if it has, the move is made
+the locked way as above.
+
 Every move is shielded from cancellation and awaited to its end: a turn cancelled
 while it writes its final status (a lost lease, a cancel, a shutdown) still leaves
 the run in that status, with its events published, before the cancellation goes on.
@@ -44,6 +49,7 @@ from threadline.engine.objects import usage_dict
 from threadline.models.base import Usage
 from threadline.observability.metrics import Metrics
 from threadline.schemas.stream_event import error_payload
+from threadline.storage import run_writes
 from threadline.storage import runs as store
 from threadline.storage.db import Database
 
@@ -114,6 +120,31 @@ class RunExpired(TransitionRefused):
 
 Work = Callable[[AsyncConnection, str, dict[str, Any]], Awaitable[Events]]
 Change = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    """What a turn's end writes besides the run, made before it is written: the
+    turn's steps and messages as they end, and their events (published before the
+    run's own)."""
+
+    output: run_writes.Output = field(default_factory=run_writes.Output)
+    events: Events = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One move as asked for: what ``_write`` checks and writes."""
+
+    move: Transition
+    run_id: str
+    lease: str | None
+    work: Work | None
+    ended: TurnEnd | None
+    change: Change | None
+    add_usage: Usage | None
+    columns: dict[str, Any] | None
+    output_closed: bool
 
 
 @dataclass
@@ -193,19 +224,23 @@ class Lifecycle:
         run_id: str,
         worker: str,
         *,
-        work: Work,
+        ended: TurnEnd,
         usage: Usage,
         change: Change,
     ) -> Move:
         """in_progress → requires_action, completed or incomplete: a turn's model
-        call ended. ``work`` ends the turn's own message and steps."""
+        call ended. ``ended`` is the turn's own message and steps as they end.
+
+        Where the database offers it (``run_writes.write_unlocked``) the move is
+        written without locking the run first, in one statement, if the run's row
+        is unchanged since it was read; else as every other move is."""
         if move not in (REQUIRE_ACTION, COMPLETE, END_INCOMPLETE):
             raise ValueError(f"a turn cannot end with {move.name}")
         return await self._apply(
             move,
             run_id,
             lease=worker,
-            work=work,
+            ended=ended,
             add_usage=usage,
             change=change,
             # Earlier turns' steps ended when their tool outputs came, or were dropped
@@ -258,72 +293,106 @@ class Lifecycle:
         *,
         lease: str | None = None,
         work: Work | None = None,
+        ended: TurnEnd | None = None,
         change: Change | None = None,
         add_usage: Usage | None = None,
         columns: dict[str, Any] | None = None,
         output_closed: bool = False,
     ) -> Move:
-        return await shielded(
-            self._write(move, run_id, lease, work, change, add_usage, columns, output_closed)
-        )
+        plan = _Plan(move, run_id, lease, work, ended, change, add_usage, columns, output_closed)
+        return await shielded(self._write(plan))
 
-    async def _write(
-        self,
-        move: Transition,
-        run_id: str,
-        lease: str | None,
-        work: Work | None,
-        change: Change | None,
-        add_usage: Usage | None,
-        columns: dict[str, Any] | None,
-        output_closed: bool,
-    ) -> Move:
-        target = move.target
-        async with self.db.write() as conn:
-            row = await store.lock_run(conn, run_id)
-            if row is None:
-                raise RunGone(run_id, move)
-            current = RunStatus(row.status)
-            if current not in move.sources:
-                raise WrongStatus(run_id, move, current)
-            if lease is not None and row.lease_owner != lease:
-                raise LeaseLost(run_id, move, row.lease_owner)
-            run = dict(row.data)
-            run["status"] = str(target)
-            key = _RUN_STAMP.get(target)
-            if key and (target != S.IN_PROGRESS or run.get(key) is None):
-                run[key] = stamp(self.clock)
-            counted = Usage(int(row.prompt_tokens), int(row.completion_tokens))
-            moved = Move(run, counted)
-            if work is not None:
-                moved.events.extend(await work(conn, row.project_id, run))
-            extra = dict(columns or {})
-            tally = counted + (add_usage or Usage())
-            if add_usage is not None:
-                extra.update(
-                    prompt_tokens=tally.prompt_tokens, completion_tokens=tally.completion_tokens
-                )
-            if target.is_terminal:
-                if not output_closed:
-                    await self._close_output(conn, row.project_id, run, target, moved)
-                run["expires_at"] = None
-                run["required_action"] = None
-                run["usage"] = usage_dict(tally)
-            if change is not None:
-                change(run)
-            if target.is_terminal or target in (S.QUEUED, S.REQUIRES_ACTION):
-                extra.update(lease_owner=None, lease_expires_at=None)
-            await store.save_run(conn, run, current, **extra)
+    async def _write(self, plan: _Plan) -> Move:
+        moved = await self._write_unlocked(plan) if plan.ended is not None else None
+        if moved is None:
+            moved = await self._write_locked(plan)
+        target, run = plan.move.target, moved.run
         moved.events.append((f"thread.run.{target}", run))
         if target == S.FAILED:
             moved.events.append(("error", error_payload(run.get("last_error"))))
-        await self.publish(run_id, moved.events)
+        await self.publish(plan.run_id, moved.events)
         if target.is_terminal:
             age = self.clock.time() - float(run["created_at"])
             self.metrics.run_ended(str(target), run.get("model"), age)
         else:
             self.metrics.run_reached(str(target), run.get("model"))
         return moved
+
+    async def _write_locked(self, plan: _Plan) -> Move:
+        """The move in one write transaction, the run's row locked from the start."""
+        target = plan.move.target
+        async with self.db.write() as conn:
+            row = await store.lock_run(conn, plan.run_id)
+            moved = self._start(plan, row)
+            if plan.work is not None:
+                moved.events.extend(await plan.work(conn, row.project_id, moved.run))
+            if plan.ended is not None:
+                await run_writes.write_output(conn, row.project_id, plan.ended.output)
+                moved.events.extend(plan.ended.events)
+            if target.is_terminal and not plan.output_closed:
+                await self._close_output(conn, row.project_id, moved.run, target, moved)
+            extra = self._conclude(plan, moved)
+            await store.save_run(conn, moved.run, RunStatus(row.status), **extra)
+        return moved
+
+    async def _write_unlocked(self, plan: _Plan) -> Move | None:
+        """The move of a turn's end planned from the run's row as read, and written
+        only if the row is unchanged when it is written (``run_writes``); None when
+        it was not written (refused, changed meanwhile, or not offered by this
+        database): the locked way then makes it, or refuses it, from the row as it
+        is once locked."""
+        assert plan.ended is not None
+        ended = plan.ended
+        planned: list[Move] = []
+
+        def write(row: Any) -> run_writes.RunWrite | None:
+            try:
+                moved = self._start(plan, row)
+            except TransitionRefused:
+                return None
+            moved.events.extend(ended.events)
+            extra = self._conclude(plan, moved)
+            planned.append(moved)
+            return run_writes.RunWrite(moved.run, extra, ended.output)
+
+        written = await run_writes.write_unlocked(self.db, plan.run_id, write)
+        return planned[-1] if written else None
+
+    def _start(self, plan: _Plan, row: Any) -> Move:
+        """Check the move against the run's row; the run with its new status."""
+        move, run_id, target = plan.move, plan.run_id, plan.move.target
+        if row is None:
+            raise RunGone(run_id, move)
+        current = RunStatus(row.status)
+        if current not in move.sources:
+            raise WrongStatus(run_id, move, current)
+        if plan.lease is not None and row.lease_owner != plan.lease:
+            raise LeaseLost(run_id, move, row.lease_owner)
+        run = dict(row.data)
+        run["status"] = str(target)
+        key = _RUN_STAMP.get(target)
+        if key and (target != S.IN_PROGRESS or run.get(key) is None):
+            run[key] = stamp(self.clock)
+        return Move(run, Usage(int(row.prompt_tokens), int(row.completion_tokens)))
+
+    def _conclude(self, plan: _Plan, moved: Move) -> dict[str, Any]:
+        """The rest of the run's new fields; the columns to set besides its object."""
+        target, run = plan.move.target, moved.run
+        extra = dict(plan.columns or {})
+        tally = moved.counted + (plan.add_usage or Usage())
+        if plan.add_usage is not None:
+            extra.update(
+                prompt_tokens=tally.prompt_tokens, completion_tokens=tally.completion_tokens
+            )
+        if target.is_terminal:
+            run["expires_at"] = None
+            run["required_action"] = None
+            run["usage"] = usage_dict(tally)
+        if plan.change is not None:
+            plan.change(run)
+        if target.is_terminal or target in (S.QUEUED, S.REQUIRES_ACTION):
+            extra.update(lease_owner=None, lease_expires_at=None)
+        return extra
 
     async def _close_output(
         self,

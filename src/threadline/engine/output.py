@@ -1,6 +1,6 @@
 """What one model call of a run produces, as it streams: the assistant message
 and its step, or the tool-call step; deltas go to the event bus only, and the
-finished objects are stored by ``finisher`` in the run's final transaction."""
+finished objects are stored with the run's final write (``finished``)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from threadline.domain.clock import now
 from threadline.domain.ids import new_id
 from threadline.domain.run_status import RunStatus
 from threadline.engine import objects
 from threadline.engine.events import EventBus, Events
-from threadline.engine.lifecycle import Work
+from threadline.engine.lifecycle import TurnEnd
 from threadline.errors import ConflictError
 from threadline.models.base import ModelError, ToolCallDelta, Usage
+from threadline.storage import run_writes
 from threadline.storage import runs as store
 from threadline.storage.db import Database
 
@@ -299,40 +298,40 @@ class TurnOutput:
         await self._publish(events)
         return ended
 
-    def finisher(self, usage: Usage, *, truncated: bool) -> Work:
-        async def finish(conn: AsyncConnection, project_id: str, run: dict[str, Any]) -> Events:
-            events: Events = []
-            calls = self.step_calls()
-            stamp = now()
-            if self.message is None and not calls:
-                events.extend(self._new_message())
-                assert self.message is not None
-                assert self.message_step is not None
-                await store.insert_step(conn, project_id, self.message_step)
-                await store.insert_message(conn, project_id, self.message)
-            if self.message is not None and self.message_step is not None:
-                self.message["content"] = self._content()
-                events.extend(self._parts_events())
-                if truncated:
-                    self.message["status"] = "incomplete"
-                    self.message["incomplete_at"] = stamp
-                    self.message["incomplete_details"] = {"reason": "max_tokens"}
-                    events.append(("thread.message.incomplete", self.message))
-                else:
-                    self.message["status"] = "completed"
-                    self.message["completed_at"] = stamp
-                    events.append(("thread.message.completed", self.message))
-                await store.save_message(conn, self.message)
-                self.message_step["status"] = "completed"
-                self.message_step["completed_at"] = stamp
-                if self.tool_step is None:
-                    self.message_step["usage"] = objects.usage_dict(usage)
-                await store.save_step(conn, project_id, self.message_step)
-                events.append(("thread.run.step.completed", self.message_step))
-            if self.tool_step is not None:
-                # Its usage waits for the step to end (lifecycle.settle_usage).
-                self.tool_step["step_details"] = objects.tool_calls_details(calls)
-                await store.save_step(conn, project_id, self.tool_step)
-            return events
-
-        return finish
+    def finished(self, usage: Usage, *, truncated: bool) -> TurnEnd:
+        """The turn's message and steps as its end writes them, and their events:
+        the message (made now if the model said nothing and called nothing) ends
+        completed, or incomplete if ``truncated``; the tool step gets its calls."""
+        output = run_writes.Output()
+        events: Events = []
+        calls = self.step_calls()
+        stamp = now()
+        if self.message is None and not calls:
+            events.extend(self._new_message())
+            assert self.message is not None
+            assert self.message_step is not None
+            output.new += [("step", self.message_step), ("message", self.message)]
+        elif self.message is not None and self.message_step is not None:
+            output.saved += [("message", self.message), ("step", self.message_step)]
+        if self.message is not None and self.message_step is not None:
+            self.message["content"] = self._content()
+            events.extend(self._parts_events())
+            if truncated:
+                self.message["status"] = "incomplete"
+                self.message["incomplete_at"] = stamp
+                self.message["incomplete_details"] = {"reason": "max_tokens"}
+                events.append(("thread.message.incomplete", self.message))
+            else:
+                self.message["status"] = "completed"
+                self.message["completed_at"] = stamp
+                events.append(("thread.message.completed", self.message))
+            self.message_step["status"] = "completed"
+            self.message_step["completed_at"] = stamp
+            if self.tool_step is None:
+                self.message_step["usage"] = objects.usage_dict(usage)
+            events.append(("thread.run.step.completed", self.message_step))
+        if self.tool_step is not None:
+            # Its usage waits for the step to end (lifecycle.settle_usage).
+            self.tool_step["step_details"] = objects.tool_calls_details(calls)
+            output.saved.append(("step", self.tool_step))
+        return TurnEnd(output, events)

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,28 +113,64 @@ async def insert_output_if_held(
         for kind, data in objects:
             await (insert_step if kind == "step" else insert_message)(conn, row.project_id, data)
         return True
-    holder = (
-        sa.select(R.project_id)
-        .where(R.id == run_id, R.status == str(RunStatus.IN_PROGRESS), R.lease_owner == worker_id)
-        .with_for_update()
-        .cte("holder")
-    )
-    inserts = []
-    for position, (kind, data) in enumerate(objects):
-        table = tables.run_steps if kind == "step" else tables.messages
-        names = ["id", "project_id", "thread_id", "run_id", "created_at", "data"]
-        values = sa.select(
-            sa.literal(data["id"], sa.String),
-            holder.c.project_id,
-            sa.literal(data["thread_id"], sa.String),
-            sa.literal(data["run_id"], sa.String),
-            sa.literal(data["created_at"], sa.BigInteger),
-            sa.literal(data, table.c.data.type),
+    kinds = tuple(kind for kind, _data in objects)
+    query = _HELD_INSERTS.get(kinds)
+    if query is None:
+        holder = (
+            sa.select(R.project_id)
+            .where(
+                R.id == sa.bindparam("_run_id"),
+                R.status == str(RunStatus.IN_PROGRESS),
+                R.lease_owner == sa.bindparam("_worker_id"),
+            )
+            .with_for_update()
+            .cte("holder")
         )
-        insert = table.insert().from_select(names, values).returning(table.c.id)
+        query = sa.select(holder.c.project_id).add_cte(*inserts_from(holder, kinds))
+        _HELD_INSERTS[kinds] = query
+    params = {"_run_id": run_id, "_worker_id": worker_id, **new_params(objects)}
+    return (await conn.execute(query, params)).first() is not None
+
+
+# ``insert_output_if_held``'s statements, by the kinds of objects they insert: built
+# once (building one, and its cache key, costs more than its round trip).
+_HELD_INSERTS: dict[tuple[str, ...], sa.Select[Any]] = {}
+_NEW_COLUMNS = ("id", "project_id", "thread_id", "run_id", "created_at", "data")
+
+
+def inserts_from(source: sa.CTE, kinds: Sequence[str]) -> list[sa.CTE]:
+    """For one PostgreSQL statement: an INSERT of each new step or message
+    (``kinds``: "step" or "message" each) for each row of ``source`` (a CTE with the
+    run's ``project_id``), none when ``source`` has no row; their values are the
+    parameters ``new_params`` gives."""
+    inserts = []
+    for position, kind in enumerate(kinds):
+        table = tables.run_steps if kind == "step" else tables.messages
+        name = f"new_{position}_"
+        values = sa.select(
+            sa.bindparam(name + "id", type_=sa.String),
+            source.c.project_id,
+            sa.bindparam(name + "thread_id", type_=sa.String),
+            sa.bindparam(name + "run_id", type_=sa.String),
+            sa.bindparam(name + "created_at", type_=sa.BigInteger),
+            sa.bindparam(name + "data", type_=table.c.data.type),
+        )
+        insert = table.insert().from_select(_NEW_COLUMNS, values).returning(table.c.id)
         inserts.append(insert.cte(f"new_{position}"))
-    query = sa.select(holder.c.project_id).add_cte(*inserts)
-    return (await conn.execute(query)).first() is not None
+    return inserts
+
+
+def new_params(objects: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The parameters of ``inserts_from``'s statements for ``objects``."""
+    params: dict[str, Any] = {}
+    for position, (_kind, data) in enumerate(objects):
+        name = f"new_{position}_"
+        params[name + "id"] = data["id"]
+        params[name + "thread_id"] = data["thread_id"]
+        params[name + "run_id"] = data["run_id"]
+        params[name + "created_at"] = data["created_at"]
+        params[name + "data"] = data
+    return params
 
 
 async def save_run(

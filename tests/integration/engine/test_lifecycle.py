@@ -15,6 +15,7 @@ from threadline.engine.lifecycle import (
     LeaseLost,
     RunExpired,
     RunGone,
+    TurnEnd,
     WrongStatus,
 )
 from threadline.models.base import Usage
@@ -74,13 +75,13 @@ async def test_claim_takes_a_lease_and_only_its_holder_ends_the_turn(kit: Any) -
 
     with pytest.raises(LeaseLost) as lost:
         await kit.lifecycle.end_turn(
-            COMPLETE, run["id"], "wrk_b", work=nothing, usage=Usage(3, 4), change=lambda r: None
+            COMPLETE, run["id"], "wrk_b", ended=TurnEnd(), usage=Usage(3, 4), change=lambda r: None
         )
     assert lost.value.holder == "wrk_a"
     assert await kit.status(run["id"]) == "in_progress"
 
     done = await kit.lifecycle.end_turn(
-        COMPLETE, run["id"], "wrk_a", work=nothing, usage=Usage(3, 4), change=lambda r: None
+        COMPLETE, run["id"], "wrk_a", ended=TurnEnd(), usage=Usage(3, 4), change=lambda r: None
     )
     assert done.run["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
     row = await kit.row(run["id"])
@@ -92,7 +93,7 @@ async def test_a_turn_ends_only_in_its_own_ways(kit: Any) -> None:
     await kit.lifecycle.claim(run["id"], "wrk_a", kit.clock.time() + 15, nothing)
     with pytest.raises(ValueError, match="cannot end with hand back"):
         await kit.lifecycle.end_turn(
-            HAND_BACK, run["id"], "wrk_a", work=nothing, usage=Usage(), change=lambda r: None
+            HAND_BACK, run["id"], "wrk_a", ended=TurnEnd(), usage=Usage(), change=lambda r: None
         )
 
 
