@@ -42,7 +42,7 @@ from threadline.models.base import (
     ToolCall,
     ToolCallDelta,
 )
-from threadline.models.local import LocalBackend
+from threadline.models.local import LocalBackend, prompt
 from threadline.settings import Settings
 
 HERE = Path(__file__).parent
@@ -314,7 +314,10 @@ async def main() -> int:
     parser.add_argument("--results", type=Path, help="append one line per case here")
     parser.add_argument("--score", type=Path, nargs="*", help="only score these results files")
     parser.add_argument("-v", "--verbose", action="store_true", help="show passing cases too")
+    parser.add_argument("--guidance", help="try this tool instruction instead of the shipped one")
     args = parser.parse_args()
+    if args.guidance is not None:
+        prompt.TOOL_GUIDANCE = args.guidance
     if args.score:
         lines = [line for path in args.score for line in path.read_text().splitlines()]
         report([json.loads(line) for line in lines if line.strip()])
