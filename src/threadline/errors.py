@@ -54,7 +54,11 @@ class InvalidRequestError(ThreadlineError):
 
 
 class ThreadBusyError(InvalidRequestError):
-    pass
+    @classmethod
+    def for_thread(cls, thread_id: str, run_id: str | None) -> ThreadBusyError:
+        """The thread has an active run (``None``: it had one a moment ago)."""
+        run = f" {run_id}" if run_id is not None else ""
+        return cls(f"Thread {thread_id} already has an active run{run}.", param="thread_id")
 
 
 class RunNotWaitingError(InvalidRequestError):

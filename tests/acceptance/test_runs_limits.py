@@ -87,6 +87,32 @@ def test_racing_runs_on_one_thread_start_only_one(client: openai.OpenAI) -> None
     assert poll(client, thread_id, started[0]).status == "cancelled"
 
 
+def test_a_run_needs_its_thread_and_assistant(
+    client: openai.OpenAI, other_client: openai.OpenAI
+) -> None:
+    assistant = new_assistant(client)
+    thread_id = scripted_thread(client, "hello")
+    theirs = new_assistant(other_client)
+    cases = [
+        (lambda: client.beta.threads.runs.create("thread_x", assistant_id=assistant), "thread"),
+        (lambda: client.beta.threads.runs.create(thread_id, assistant_id="asst_x"), "assistant"),
+        (lambda: client.beta.threads.runs.create(thread_id, assistant_id=theirs), "assistant"),
+        (lambda: client.beta.threads.create_and_run(assistant_id="asst_x"), "assistant"),
+    ]
+    for call, kind in cases:
+        with pytest.raises(openai.NotFoundError) as caught:
+            call()
+        assert caught.value.status_code == 404
+        assert_schema(caught.value.response.json(), "ErrorResponse")
+        assert caught.value.body["message"].startswith(f"No {kind} found with id ")
+        if kind == "assistant":
+            assert caught.value.param == "assistant_id"
+    assert client.beta.threads.runs.list(thread_id).data == []
+    # Nothing was left busy: the thread takes a run.
+    run = client.beta.threads.runs.create(thread_id, assistant_id=assistant)
+    assert poll(client, thread_id, run.id).status == "completed"
+
+
 def test_poll_after_header_only_while_the_run_is_not_over(client: openai.OpenAI) -> None:
     assistant = new_assistant(client)
     thread_id = scripted_thread(client, {"text": "slow", "delay": 0.3})

@@ -111,10 +111,9 @@ class Executor:
         """Store a new ``queued`` run already claimed, inside the transaction that
         creates it (a slot was free here): it skips the queue, and its turn one
         transaction of its own."""
-        claimed = await self.lifecycle.claim_created(
+        claimed, history = await self.lifecycle.claim_created(
             conn, project, run, self.worker_id, self._lease_until()
         )
-        history = await store.thread_history(conn, run["thread_id"], run["id"])
         loaded = await self.toolbox.load(conn, project, run)
         return Claimed(claimed, _Seen(history, [], [], project, loaded))
 

@@ -49,7 +49,7 @@ from threadline.engine.objects import usage_dict
 from threadline.models.base import Usage
 from threadline.observability.metrics import Metrics
 from threadline.schemas.stream_event import error_payload
-from threadline.storage import run_writes
+from threadline.storage import run_creates, run_writes
 from threadline.storage import runs as store
 from threadline.storage.db import Database
 
@@ -181,16 +181,18 @@ class Lifecycle:
         run: dict[str, Any],
         worker: str,
         lease_until: float,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """``claim`` a run as it is created, inside the creating transaction
         (``conn``): it is stored already started, the row a claim of the queued run
-        would leave. Its events are the creator's to publish, after the commit."""
+        would leave, if its thread has no active run (``ThreadBusyError``). Returns
+        it and its thread's messages as they were when it was stored. Its events are
+        the creator's to publish, after the commit."""
         target = transition(RunStatus(run["status"]), CLAIM)
         claimed = dict(run, status=str(target), started_at=stamp(self.clock))
-        await store.insert_run(
-            conn, project, claimed, lease_owner=worker, lease_expires_at=lease_until
+        history = await run_creates.insert_idle(
+            conn, project, claimed, history=True, lease_owner=worker, lease_expires_at=lease_until
         )
-        return claimed
+        return claimed, history
 
     async def claim(self, run_id: str, worker: str, lease_until: float, read: Work) -> Move:
         """queued → in_progress under ``worker``'s lease; ``read`` reads, in the same

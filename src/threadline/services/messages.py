@@ -58,10 +58,7 @@ async def check_message_files(
 async def ensure_thread_idle(conn: AsyncConnection, thread_id: str) -> None:
     run_id = await objects.active_run_id(conn, thread_id)
     if run_id is not None:
-        raise ThreadBusyError(
-            f"Thread {thread_id} already has an active run {run_id}.",
-            param="thread_id",
-        )
+        raise ThreadBusyError.for_thread(thread_id, run_id)
 
 
 class MessageService:

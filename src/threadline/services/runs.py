@@ -18,7 +18,12 @@ from threadline.domain.run_status import RunStatus
 from threadline.engine.events import EventBus, Events
 from threadline.engine.executor import Claimed, Executor
 from threadline.engine.lifecycle import Lifecycle, TransitionRefused, settle_usage
-from threadline.errors import InvalidRequestError, RunNotWaitingError
+from threadline.errors import (
+    InvalidRequestError,
+    NotFoundError,
+    RunNotWaitingError,
+    ThreadBusyError,
+)
 from threadline.models.base import ModelBackend
 from threadline.queue.base import RunQueue
 from threadline.schemas.run import (
@@ -35,6 +40,7 @@ from threadline.services.references import References
 from threadline.services.threads import ThreadService
 from threadline.services.threads import repo as thread_repo
 from threadline.settings import Settings
+from threadline.storage import run_creates
 from threadline.storage import runs as store
 from threadline.storage.db import Database
 
@@ -66,15 +72,17 @@ class RunService:
 
     # --- creation -----------------------------------------------------------------
 
-    async def _new_run(
+    def _new_run(
         self,
-        conn: AsyncConnection,
-        project: str,
         thread_id: str,
         req: RunOptions,
+        assistant: dict[str, Any] | None,
         additional_instructions: str | None = None,
     ) -> dict[str, Any]:
-        assistant = await assistants.repo.get(conn, project, req.assistant_id, param="assistant_id")
+        """The new run, from ``req`` and its ``assistant`` (``None``: the project has
+        no such assistant, a 404)."""
+        if assistant is None:
+            raise NotFoundError.for_object("assistant", req.assistant_id, "assistant_id")
         tools = (
             [t.model_dump(exclude_none=True) for t in req.tools]
             if req.tools is not None
@@ -144,7 +152,7 @@ class RunService:
                 if slot is not None:
                     claimed = await self.executor.claim_new(conn, project, run)
                 else:
-                    await store.insert_run(conn, project, run)
+                    await run_creates.insert_idle(conn, project, run)
                     deferred = await self.queue.enqueue_in(conn, run["id"])
                     if deferred:
                         # Before the commit makes the job visible: a worker's events
@@ -180,8 +188,12 @@ class RunService:
 
     async def create(self, project: str, thread_id: str, req: CreateRunRequest) -> dict[str, Any]:
         async def make(conn: AsyncConnection) -> tuple[dict[str, Any], Events]:
-            thread = await thread_repo.get(conn, project, thread_id)
-            await messages.ensure_thread_idle(conn, thread_id)
+            # The thread locked, its active run and the assistant: one statement on
+            # PostgreSQL, where the run's INSERT checks the thread's runs again.
+            opened = await run_creates.open_thread(conn, project, thread_id, req.assistant_id)
+            if opened.active_run is not None:
+                raise ThreadBusyError.for_thread(thread_id, opened.active_run)
+            thread = opened.thread
             attached = False
             for index, extra in enumerate(req.additional_messages or []):
                 await messages.check_message_files(
@@ -193,7 +205,7 @@ class RunService:
                 )
             if attached:
                 await thread_repo.replace(conn, project, thread)
-            run = await self._new_run(conn, project, thread_id, req, req.additional_instructions)
+            run = self._new_run(thread_id, req, opened.assistant, req.additional_instructions)
             return run, []
 
         return await self._start(project, make)
@@ -208,7 +220,8 @@ class RunService:
 
         async def make(conn: AsyncConnection) -> tuple[dict[str, Any], Events]:
             thread.update(await self.threads.create_in(conn, project, thread_req, "thread."))
-            run = await self._new_run(conn, project, thread["id"], req)
+            assistant = await assistants.repo.find(conn, project, req.assistant_id)
+            run = self._new_run(thread["id"], req, assistant)
             return run, [("thread.created", thread)]
 
         run = await self._start(project, make)
