@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from threadline.storage import tables
 from threadline.storage.db import Database
 from threadline.storage.runs import (
+    RUN_ROW,
     insert_message,
     insert_step,
     inserts_from,
@@ -37,17 +38,7 @@ from threadline.storage.sqlite_fast.prepared import Prepared
 R = tables.runs.c
 _version = sa.cast(sa.literal_column("runs.xmin"), sa.Text)
 _READ = Prepared(
-    sa.select(
-        R.id,
-        R.project_id,
-        R.status,
-        R.lease_owner,
-        R.attempts,
-        R.prompt_tokens,
-        R.completion_tokens,
-        R.data,
-        _version.label("version"),
-    ).where(R.id == sa.bindparam("run_id"))
+    sa.select(*RUN_ROW, _version.label("version")).where(R.id == sa.bindparam("run_id"))
 )
 
 

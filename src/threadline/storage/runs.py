@@ -24,7 +24,7 @@ ST = tables.run_steps.c
 M = tables.messages.c
 
 # The statements every run executes, built once (see ``prepared``).
-_run_row = sa.select(
+RUN_ROW = (
     R.id,
     R.project_id,
     R.status,
@@ -33,7 +33,9 @@ _run_row = sa.select(
     R.prompt_tokens,
     R.completion_tokens,
     R.data,
-).where(R.id == sa.bindparam("run_id"))
+)
+"""The columns of a run's row as ``lock_run`` reads it (``run_writes`` reads them too)."""
+_run_row = sa.select(*RUN_ROW).where(R.id == sa.bindparam("run_id"))
 _RUN_ROW = Prepared(_run_row)
 _RUN_ROW_LOCKED = Prepared(_run_row.with_for_update())
 _run_holder = sa.select(R.project_id, R.status, R.lease_owner).where(R.id == sa.bindparam("run_id"))

@@ -81,9 +81,7 @@ async def test_a_turn_whose_lease_went_meanwhile_writes_nothing(
     kit: Any, engine: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = await kit.new_run()
-    claimed = await kit.lifecycle.claim(run["id"], "wrk_a", kit.clock.time() + 15, _nothing)
-    output = TurnOutput(claimed.run, kit.db, kit.bus, "wrk_a", [])
-    await output.text("Hello")
+    output = await _claimed_with_text(kit, run, "Hello")
     ended = output.finished(Usage(5, 6), truncated=False)
 
     async def lease_taken() -> None:  # the sweeper gave the run to another worker
@@ -114,9 +112,7 @@ async def test_a_lease_renewed_meanwhile_still_ends_the_turn(
     """A change that leaves the move as it was (the holder's own renewal) costs the
     unlocked write its try, and the locked way makes the same move."""
     run = await kit.new_run()
-    claimed = await kit.lifecycle.claim(run["id"], "wrk_a", kit.clock.time() + 15, _nothing)
-    output = TurnOutput(claimed.run, kit.db, kit.bus, "wrk_a", [])
-    await output.text("Done.")
+    output = await _claimed_with_text(kit, run, "Done.")
 
     async def renewed() -> None:
         async with kit.db.write() as conn:
@@ -124,14 +120,7 @@ async def test_a_lease_renewed_meanwhile_still_ends_the_turn(
 
     before = between_read_and_write(engine, monkeypatch, renewed)
     await before()
-    await kit.lifecycle.end_turn(
-        COMPLETE,
-        run["id"],
-        "wrk_a",
-        ended=output.finished(Usage(1, 1), truncated=False),
-        usage=Usage(1, 1),
-        change=_no_change,
-    )
+    await _complete(kit, run, output, Usage(1, 1))
     row = await kit.row(run["id"])
     assert (row.status, row.lease_owner, row.lease_expires_at) == ("completed", None, None)
     assert row.data["usage"]["total_tokens"] == 2
@@ -158,18 +147,9 @@ async def test_an_unchanged_run_ends_without_being_locked_on_postgres(
         locks.append(run_id)
         return await lock_run(conn, run_id)
 
-    claimed = await kit.lifecycle.claim(run["id"], "wrk_a", kit.clock.time() + 15, _nothing)
-    output = TurnOutput(claimed.run, kit.db, kit.bus, "wrk_a", [])
-    await output.text("Quick.")
+    output = await _claimed_with_text(kit, run, "Quick.")
     monkeypatch.setattr(store, "lock_run", counted)
-    done = await kit.lifecycle.end_turn(
-        COMPLETE,
-        run["id"],
-        "wrk_a",
-        ended=output.finished(Usage(2, 3), truncated=False),
-        usage=Usage(2, 3),
-        change=_no_change,
-    )
+    done = await _complete(kit, run, output, Usage(2, 3))
     assert locks == ([] if engine == "postgres" else [run["id"]])
     assert done.counted == Usage(0, 0)
     assert done.run["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
@@ -239,6 +219,26 @@ async def test_sqlite_takes_the_locked_way(kit: Any, engine: str) -> None:
         raise AssertionError("not planned on SQLite")
 
     assert await run_writes.write_unlocked(kit.db, run["id"], plan) is False
+
+
+async def _claimed_with_text(kit: Any, run: dict[str, Any], text: str) -> TurnOutput:
+    """The run claimed by ``wrk_a``, whose turn has written ``text``."""
+    claimed = await kit.lifecycle.claim(run["id"], "wrk_a", kit.clock.time() + 15, _nothing)
+    output = TurnOutput(claimed.run, kit.db, kit.bus, "wrk_a", [])
+    await output.text(text)
+    return output
+
+
+async def _complete(kit: Any, run: dict[str, Any], output: TurnOutput, usage: Usage) -> Any:
+    """``wrk_a``'s turn ends the run completed."""
+    return await kit.lifecycle.end_turn(
+        COMPLETE,
+        run["id"],
+        "wrk_a",
+        ended=output.finished(usage, truncated=False),
+        usage=usage,
+        change=_no_change,
+    )
 
 
 async def _nothing(*_args: Any) -> list[Any]:
