@@ -17,6 +17,7 @@ are local calls, each read and write is the statement of its own it always was.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,9 +90,6 @@ async def open_thread(
     return Opened(dict(row.data), row.active_run, assistant)
 
 
-# ``insert_idle``'s statements, by the columns the run sets besides the usual ones
-# and whether the thread's messages come back too.
-_INSERTS: dict[tuple[tuple[str, ...], bool], Any] = {}
 _COLUMNS = ("id", "project_id", "thread_id", "status", "created_at", "expires_at")
 
 
@@ -110,10 +108,7 @@ async def insert_idle(
     if conn.dialect.name != "postgresql":
         await insert_run(conn, project_id, run, **columns)
         return await thread_history(conn, run["thread_id"], run["id"]) if history else []
-    shape = (tuple(sorted(columns)), history)
-    query = _INSERTS.get(shape)
-    if query is None:
-        query = _INSERTS[shape] = _build(*shape)
+    query = _build(tuple(sorted(columns)), history)
     params = {
         "v_id": run["id"],
         "v_project_id": project_id,
@@ -131,6 +126,9 @@ async def insert_idle(
     return [dict(row.data) for row in rows if row.data is not None] if history else []
 
 
+# ``insert_idle``'s statements, built once per shape: the columns the run sets
+# besides the usual ones, and whether the thread's messages come back too.
+@functools.cache
 def _build(columns: tuple[str, ...], history: bool) -> Any:
     names = (*_COLUMNS, *columns, "data")
     thread_id = sa.bindparam("v_thread_id", type_=R.thread_id.type)

@@ -15,6 +15,7 @@ way would have made from the same row, at the moment of the statement.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +27,7 @@ from threadline.storage import tables
 from threadline.storage.db import Database
 from threadline.storage.runs import (
     RUN_ROW,
-    insert_message,
-    insert_step,
+    insert_new,
     inserts_from,
     new_params,
     save_message,
@@ -64,8 +64,7 @@ class RunWrite:
 
 async def write_output(conn: AsyncConnection, project_id: str, output: Output) -> None:
     """Write ``output`` in the caller's write transaction."""
-    for kind, data in output.new:
-        await (insert_step if kind == "step" else insert_message)(conn, project_id, data)
+    await insert_new(conn, project_id, output.new)
     for kind, data in output.saved:
         if kind == "step":
             await save_step(conn, project_id, data)
@@ -111,27 +110,20 @@ def _save_params(saved: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     return params
 
 
-# ``_if_unchanged``'s statements, by the columns they set and the kinds of objects
-# they save and insert: built once (building one, and its cache key, costs more
-# than its round trip). No parameter is named after a column: SQLAlchemy would add
-# it to the SET clause of each UPDATE.
-_STATEMENTS: dict[tuple[tuple[str, ...], ...], sa.Select[Any]] = {}
-
-
 def _if_unchanged(write: RunWrite) -> sa.Select[Any]:
     """The run's UPDATE on the condition that its row is the version read, and the
     output's statements only if that UPDATE matched: one row back if it did."""
-    shape = (
+    return _build(
         tuple(sorted(write.columns)),
         tuple(kind for kind, _data in write.output.saved),
         tuple(kind for kind, _data in write.output.new),
     )
-    found = _STATEMENTS.get(shape)
-    if found is None:
-        found = _STATEMENTS[shape] = _build(*shape)
-    return found
 
 
+# Built once per shape: the columns set, the kinds of objects saved and inserted
+# (building a statement, and its cache key, costs more than its round trip). No
+# parameter is named after a column: SQLAlchemy would add it to each UPDATE's SET.
+@functools.cache
 def _build(
     columns: tuple[str, ...], saved: tuple[str, ...], new: tuple[str, ...]
 ) -> sa.Select[Any]:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -112,31 +113,39 @@ async def insert_output_if_held(
         row = await lock_run_holder(conn, run_id)
         if row is None or row.status != str(RunStatus.IN_PROGRESS) or row.lease_owner != worker_id:
             return False
-        for kind, data in objects:
-            await (insert_step if kind == "step" else insert_message)(conn, row.project_id, data)
+        await insert_new(conn, row.project_id, objects)
         return True
-    kinds = tuple(kind for kind, _data in objects)
-    query = _HELD_INSERTS.get(kinds)
-    if query is None:
-        holder = (
-            sa.select(R.project_id)
-            .where(
-                R.id == sa.bindparam("_run_id"),
-                R.status == str(RunStatus.IN_PROGRESS),
-                R.lease_owner == sa.bindparam("_worker_id"),
-            )
-            .with_for_update()
-            .cte("holder")
-        )
-        query = sa.select(holder.c.project_id).add_cte(*inserts_from(holder, kinds))
-        _HELD_INSERTS[kinds] = query
+    query = _held_inserts(tuple(kind for kind, _data in objects))
     params = {"_run_id": run_id, "_worker_id": worker_id, **new_params(objects)}
     return (await conn.execute(query, params)).first() is not None
 
 
-# ``insert_output_if_held``'s statements, by the kinds of objects they insert: built
-# once (building one, and its cache key, costs more than its round trip).
-_HELD_INSERTS: dict[tuple[str, ...], sa.Select[Any]] = {}
+async def insert_new(
+    conn: AsyncConnection, project_id: str, objects: Iterable[tuple[str, dict[str, Any]]]
+) -> None:
+    """Insert new steps and messages (``("step" | "message", data)``), one statement
+    each, in the caller's transaction."""
+    for kind, data in objects:
+        await (insert_step if kind == "step" else insert_message)(conn, project_id, data)
+
+
+@functools.cache
+def _held_inserts(kinds: tuple[str, ...]) -> sa.Select[Any]:
+    """``insert_output_if_held``'s statement for objects of these kinds, built once
+    (building one, and its cache key, costs more than its round trip)."""
+    holder = (
+        sa.select(R.project_id)
+        .where(
+            R.id == sa.bindparam("_run_id"),
+            R.status == str(RunStatus.IN_PROGRESS),
+            R.lease_owner == sa.bindparam("_worker_id"),
+        )
+        .with_for_update()
+        .cte("holder")
+    )
+    return sa.select(holder.c.project_id).add_cte(*inserts_from(holder, kinds))
+
+
 _NEW_COLUMNS = ("id", "project_id", "thread_id", "run_id", "created_at", "data")
 
 
