@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     """Any GGUF file of your own; skips the assembly of the shipped weights."""
     local_context_window: int = Field(default=8192, ge=512)
     local_threads: int | None = None
+    local_tool_gate: bool = True
+    """Answer requests that need no tool without offering the functions, as the
+    tool-need gate (``models/local/need.py``) judges them; off: the model decides."""
 
     # --- file_search embeddings ------------------------------------------------------
     embedder: EmbedderName = "local"

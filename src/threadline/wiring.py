@@ -4,6 +4,8 @@ the backends; the app, the CLI and tests ask here."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from threadline.engine.events import EventBus, InMemoryEventBus
 from threadline.engine.lifecycle import Lifecycle
 from threadline.engine.tools import Toolbox
@@ -18,6 +20,7 @@ from threadline.queue.base import RunQueue
 from threadline.queue.inprocess import InProcessQueue
 from threadline.retrieval.chunking import OrdinaryTokenizer
 from threadline.retrieval.embedders import make_embedder
+from threadline.retrieval.embedders.local import MINILM, LocalEmbedder
 from threadline.retrieval.index import open_index
 from threadline.retrieval.pipeline import Pipeline, RetrievalPipeline
 from threadline.services.assistants import AssistantService
@@ -38,6 +41,9 @@ from threadline.services.vector_stores import VectorStoreService
 from threadline.settings import Settings
 from threadline.storage.blobs import BlobStore, LocalBlobStore
 from threadline.storage.db import Database, normalise_url
+
+if TYPE_CHECKING:
+    from threadline.models.local.need import Embed
 
 
 def build_pipeline(settings: Settings, db: Database) -> Pipeline:
@@ -60,9 +66,9 @@ def build_services(
     metrics = Metrics()
     lifecycle = Lifecycle(db, bus, metrics=metrics)
     queue = build_queue(settings)
-    model = backend or build_backend(settings)
-    threads = ThreadService(db, refs)
     pipeline = pipeline or build_pipeline(settings, db)
+    model = backend or build_backend(settings, sentence_embedder(pipeline))
+    threads = ThreadService(db, refs)
     searcher = FileSearch(db, pipeline, ready_wait=settings.file_search_ready_wait_seconds)
     code_interpreter = CodeInterpreter(db, blobs, settings)
     metrics.track_sandbox_sessions(lambda: len(code_interpreter.pool or ()))
@@ -103,6 +109,16 @@ def build_services(
         metrics=MetricsService(db, metrics),
         run_admin=RunAdmin(db, runs),
     )
+
+
+def sentence_embedder(pipeline: Pipeline) -> Embed:
+    """all-MiniLM-L6-v2's sentence vectors, for the local model's tool-need gate: the
+    pipeline's own embedder when it is that model, else one of its own (loaded on
+    first use; a missing model leaves the gate open)."""
+    embedder = getattr(pipeline, "embedder", None)
+    if isinstance(embedder, LocalEmbedder) and embedder.name == MINILM.name:
+        return embedder.embed_sync
+    return LocalEmbedder().embed_sync
 
 
 def build_blobs(settings: Settings) -> BlobStore:

@@ -112,6 +112,37 @@ def test_forced_call_then_round_trip_to_completed(local: openai.OpenAI) -> None:
     assert [s.type for s in steps.data] == ["tool_calls", "message_creation"]
 
 
+def test_general_question_is_answered_without_offering_the_functions(
+    local: openai.OpenAI,
+) -> None:
+    """The tool-need gate: a question no tool helps with is answered as with
+    ``tool_choice: "none"`` (the same prompt, so the same prompt tokens), while a
+    request for live data is given the functions (a longer prompt)."""
+    usage = {}
+    for name, text, choice in (
+        ("gated", "Explain photosynthesis in one sentence.", "auto"),
+        ("none", "Explain photosynthesis in one sentence.", "none"),
+        ("live", "Is it raining in Lisbon right now?", "auto"),
+    ):
+        assistant, thread = _ask(local, text, tools=[WEATHER])
+        run = local.beta.threads.runs.create_and_poll(
+            thread_id=thread,
+            assistant_id=assistant,
+            tool_choice=choice,  # type: ignore[arg-type]
+            temperature=0,
+            max_completion_tokens=256,
+            poll_interval_ms=200,
+        )
+        assert run.usage is not None
+        usage[name] = run.usage.prompt_tokens
+        if name != "live":
+            assert run.status in ("completed", "incomplete"), run.last_error
+            assert run.required_action is None
+            assert _reply(local, thread).strip()
+    assert usage["gated"] == usage["none"]
+    assert usage["live"] > usage["gated"] + 20  # the function's definition is in its prompt
+
+
 def test_json_mode_answers_json(local: openai.OpenAI) -> None:
     assistant, thread = _ask(
         local,

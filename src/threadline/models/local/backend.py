@@ -4,7 +4,8 @@ One worker thread runs every model call, one at a time and in arrival order, so 
 event loop never blocks and concurrent runs queue fairly. The package's modules:
 ``engine`` (the loaded model and its decoding loop), ``call`` (one model call),
 ``prompt``, ``planning``, ``calls`` (parsing a call), ``policy`` (call or answer),
-``stream``, ``grammar``, ``sampling``, ``runtime`` and ``assets`` (the model file).
+``stream``, ``grammar``, ``sampling``, ``runtime``, ``assets`` (the model file) and
+``need`` (whether a request needs a tool at all).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from threadline.models.base import (
 from threadline.models.local.assets import VARIANTS, ModelVariant, ensure_model_file, find_variant
 from threadline.models.local.call import Emit, ModelCall
 from threadline.models.local.engine import Engine, Stopped
+from threadline.models.local.need import NeedGate
 from threadline.models.local.prompt import render_chatml
 from threadline.models.local.runtime import load_llama_cpp
 
@@ -39,8 +41,11 @@ log = logging.getLogger(__name__)
 class LocalBackend(ModelBackend):
     """Runs the configured GGUF model in-process (``THREADLINE_MODEL_BACKEND=local``)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, need: NeedGate | None = None) -> None:
+        """``need``: the gate that answers requests needing no tool without a call
+        (None: the model alone decides)."""
         self.settings = settings
+        self.need = need
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-llm")
         self._engines: dict[str, Engine] = {}
         self._load_lock = threading.Lock()
@@ -93,6 +98,8 @@ class LocalBackend(ModelBackend):
         key = self._key_for(model) if model else self._default_key()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._engine, key)
+        if self.need is not None:
+            await loop.run_in_executor(self._executor, self.need.probability, "hello")
 
     # -- the ModelBackend interface -------------------------------------------------
 
@@ -133,7 +140,7 @@ class LocalBackend(ModelBackend):
             if stop.is_set():
                 return
             engine = self._engine(self._key_for(request.model))
-            ModelCall(engine, request, emit, stop).run()
+            ModelCall(engine, request, emit, stop, self.need).run()
         except Stopped:
             pass
         except ModelError as exc:

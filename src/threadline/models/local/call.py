@@ -7,6 +7,7 @@ may still turn into calls.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ from threadline.models.base import (
 from threadline.models.local.calls import ParsedCall, parse_tool_calls
 from threadline.models.local.engine import Decoded, Engine
 from threadline.models.local.grammar import calls_grammar, json_grammar
+from threadline.models.local.need import NeedGate
 from threadline.models.local.planning import Plan, plan_request
 from threadline.models.local.policy import (
     CODE_INTERPRETER,
@@ -56,12 +58,34 @@ CODE_CUE = "I will run Python code for this, printing the results.\n"
 Emit = Callable[["ModelEvent | BaseException | None"], None]
 
 
+def _needs_no_tool(plan: Plan, need: NeedGate) -> bool:
+    """The tool-need gate's verdict on an auto tool choice's first call: a request
+    it finds needs no tool is answered as with ``tool_choice: "none"``. A search the
+    plan makes of the user's documents stands; after tool results the call policy
+    decides (``ModelCall._acceptable``)."""
+    return (
+        plan.mode == "auto"
+        and plan.search_query is None
+        and not plan.after_tool_results
+        and need.closed_for(plan.question)
+    )
+
+
 class ModelCall:
     """One model call on the worker thread: plans, decodes, emits events."""
 
-    def __init__(self, engine: Engine, request: ModelRequest, emit: Emit, stop: threading.Event):
+    def __init__(
+        self,
+        engine: Engine,
+        request: ModelRequest,
+        emit: Emit,
+        stop: threading.Event,
+        need: NeedGate | None = None,
+    ):
         self.engine, self.request, self.emit, self.stop = engine, request, emit, stop
         self.plan: Plan = plan_request(request)
+        if need is not None and _needs_no_tool(self.plan, need):
+            self.plan = plan_request(dataclasses.replace(request, tool_choice="none"))
         self.prompt = engine.tokenize(self.plan.prompt)
         if len(self.prompt) >= engine.n_ctx:
             raise ModelError(
