@@ -11,7 +11,9 @@ shows what any threshold would do, and what the argument checks catch, without
 decoding text answers. A case "would pass" at threshold T when it expects a call and
 the probability is at least T and the generated call passes ``run.py``'s checks, or
 it expects text and the probability is below T or the policy rejects the call (a
-text answer may still turn into a call; this probe does not decode those).
+text answer may still turn into a call; this probe does not decode those). Each
+line also records the tool-need gate's score (``p_need``); the summary is printed
+without the gate and with it (a request it vetoes makes no call).
 
 Development part only: tuning looks at these cases, never at the held-out ones.
 """
@@ -45,11 +47,13 @@ from threadline.models.local.assets import VARIANTS, ensure_model_file
 from threadline.models.local.call import ModelCall
 from threadline.models.local.calls import ParsedCall
 from threadline.models.local.engine import Engine
+from threadline.models.local.need import NeedGate
 from threadline.models.local.policy import FILE_SEARCH
+from threadline.retrieval.embedders.local import LocalEmbedder
 from threadline.settings import Settings
 
 
-def probe(engine: Engine, case: Case, toolset: ToolSet) -> dict[str, Any]:
+def probe(engine: Engine, case: Case, toolset: ToolSet, gate: NeedGate) -> dict[str, Any]:
     request = ModelRequest(
         model="gpt-4o-mini", messages=messages_for(case, toolset), tools=toolset.tools,
         max_tokens=400,
@@ -73,7 +77,7 @@ def probe(engine: Engine, case: Case, toolset: ToolSet) -> dict[str, Any]:
     return {
         "toolset": case.toolset, "kind": case.kind, "ask": case.ask,
         "wants_call": case.kind in CALL_KINDS, "p_call": round(p_call, 4),
-        "p_yes": round(p_yes, 4),
+        "p_yes": round(p_yes, 4), "p_need": round(_need(gate, case.ask), 4),
         "search_planned": call.plan.search_query is not None,
         "calls": out.calls, "call_ok": problem is None if calls else False,
         "problem": problem, "seconds": round(time.perf_counter() - started, 2),
@@ -106,28 +110,38 @@ def decision_probability(engine: Engine, prompt: str, stop: threading.Event) -> 
     return yes / (yes + no) if yes + no else 0.5
 
 
-def would_pass(row: dict[str, Any], threshold: float) -> bool:
+def _need(gate: NeedGate, ask: str) -> float:
+    """The gate's score (1.0 where it could not judge: it then stays open)."""
+    probability = gate.probability(ask)
+    return 1.0 if probability is None else probability
+
+
+def would_pass(row: dict[str, Any], threshold: float, veto: float = 0.0) -> bool:
+    """With the gate's ``veto`` (0: no gate), as the backend decides."""
     if row["search_planned"]:
         return bool(row["wants_call"]) and bool(row["call_ok"])
-    called = row["p_call"] >= threshold and bool(row["calls"])
+    vetoed = row.get("p_need", 1.0) < veto
+    called = not vetoed and row["p_call"] >= threshold and bool(row["calls"])
     if row["wants_call"]:
         return called and bool(row["call_ok"])
     return not called
 
 
-def summary(rows: list[dict[str, Any]]) -> None:
+def summary(rows: list[dict[str, Any]], veto: float) -> None:
     implicit = [r for r in rows if r["kind"] == "implicit"]
     calls = [r for r in rows if r["wants_call"]]
     texts = [r for r in rows if not r["wants_call"]]
-    print("threshold  implicit ok   all calls ok   text cases that call")
-    for threshold in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5):
-        ok_i = sum(would_pass(r, threshold) for r in implicit)
-        ok_c = sum(would_pass(r, threshold) for r in calls)
-        bad = sum(not would_pass(r, threshold) for r in texts)
-        print(
-            f"  {threshold:5.2f}   {ok_i:3d}/{len(implicit):3d}     {ok_c:3d}/{len(calls):3d}"
-            f"        {bad:3d}/{len(texts):3d}"
-        )
+    for gate in (0.0, veto):
+        print("without the tool-need gate" if not gate else f"with the gate (veto {gate})")
+        print("threshold  implicit ok   all calls ok   text cases that call")
+        for threshold in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5):
+            ok_i = sum(would_pass(r, threshold, gate) for r in implicit)
+            ok_c = sum(would_pass(r, threshold, gate) for r in calls)
+            bad = sum(not would_pass(r, threshold, gate) for r in texts)
+            print(
+                f"  {threshold:5.2f}   {ok_i:3d}/{len(implicit):3d}     {ok_c:3d}/{len(calls):3d}"
+                f"        {bad:3d}/{len(texts):3d}"
+            )
 
 
 def main() -> int:
@@ -145,8 +159,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.guidance is not None:
         prompt.TOOL_GUIDANCE = args.guidance
+    gate = NeedGate(LocalEmbedder().embed_sync)
     if args.score:
-        summary([json.loads(line) for line in args.score.read_text().splitlines() if line])
+        lines = args.score.read_text().splitlines()
+        summary([json.loads(line) for line in lines if line], gate.veto)
         return 0
     toolsets = load_toolsets()
     cases = [c for c in load_cases("dev", toolsets) if c.kind != "answer"]
@@ -159,7 +175,7 @@ def main() -> int:
     )
     rows = []
     for case in cases:
-        row = probe(engine, case, toolsets[case.toolset])
+        row = probe(engine, case, toolsets[case.toolset], gate)
         rows.append(row)
         if args.out:
             with args.out.open("a") as sink:
@@ -169,7 +185,7 @@ def main() -> int:
                 f"  {row['p_call']:.3f} {row['p_yes']:.3f} {case.label}: "
                 f"{row['calls']} {row['problem'] or ''}"
             )
-    summary(rows)
+    summary(rows, gate.veto)
     return 0
 
 

@@ -43,6 +43,8 @@ from threadline.models.base import (
     ToolCallDelta,
 )
 from threadline.models.local import LocalBackend, prompt
+from threadline.models.local.need import NeedGate
+from threadline.retrieval.embedders.local import LocalEmbedder
 from threadline.settings import Settings
 
 HERE = Path(__file__).parent
@@ -315,6 +317,7 @@ async def main() -> int:
     parser.add_argument("--score", type=Path, nargs="*", help="only score these results files")
     parser.add_argument("-v", "--verbose", action="store_true", help="show passing cases too")
     parser.add_argument("--guidance", help="try this tool instruction instead of the shipped one")
+    parser.add_argument("--no-gate", action="store_true", help="without the tool-need gate")
     args = parser.parse_args()
     if args.guidance is not None:
         prompt.TOOL_GUIDANCE = args.guidance
@@ -334,7 +337,8 @@ async def main() -> int:
         local_model_path=args.model_path,
         local_threads=args.threads,
     )
-    backend = LocalBackend(settings)
+    gate = None if args.no_gate else NeedGate(LocalEmbedder().embed_sync)
+    backend = LocalBackend(settings, need=gate)
     started = time.perf_counter()
     await backend.warm_up()
     print(f"{args.part}: {len(cases)} cases on {backend.resolve_model('gpt-4o-mini')}", flush=True)
