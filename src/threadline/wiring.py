@@ -66,8 +66,8 @@ def build_services(
     metrics = Metrics()
     lifecycle = Lifecycle(db, bus, metrics=metrics)
     queue = build_queue(settings)
+    model = backend or build_backend(settings, sentence_embedder())
     pipeline = pipeline or build_pipeline(settings, db)
-    model = backend or build_backend(settings, sentence_embedder(pipeline))
     threads = ThreadService(db, refs)
     searcher = FileSearch(db, pipeline, ready_wait=settings.file_search_ready_wait_seconds)
     code_interpreter = CodeInterpreter(db, blobs, settings)
@@ -111,14 +111,13 @@ def build_services(
     )
 
 
-def sentence_embedder(pipeline: Pipeline) -> Embed:
-    """all-MiniLM-L6-v2's sentence vectors, for the local model's tool-need gate: the
-    pipeline's own embedder when it is that model, else one of its own (loaded on
-    first use; a missing model leaves the gate open)."""
-    embedder = getattr(pipeline, "embedder", None)
-    if isinstance(embedder, LocalEmbedder) and embedder.name == MINILM.name:
-        return embedder.embed_sync
-    return LocalEmbedder().embed_sync
+def sentence_embedder() -> Embed:
+    """all-MiniLM-L6-v2's sentence vectors, for the local model's tool-need gate: a
+    copy of its own (about 90 MB, loaded on first use; a missing model leaves the
+    gate open), never file_search's, which embeds a large file's chunks for seconds
+    at a time with its lock held: a run's model call would wait for it. It leaves the
+    BLAS thread limit to file_search's embedder (``THREADLINE_EMBEDDINGS_THREADS``)."""
+    return LocalEmbedder(MINILM, threads=None).embed_sync
 
 
 def build_blobs(settings: Settings) -> BlobStore:

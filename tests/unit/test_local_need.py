@@ -156,17 +156,15 @@ def test_the_gate_follows_its_setting() -> None:
     assert off.need is None
 
 
-def test_the_gate_shares_file_searchs_embedder_when_it_is_the_same_model() -> None:
-    from threadline.retrieval.embedders import HashEmbedder, LocalEmbedder
+def test_the_gate_has_an_embedder_of_its_own() -> None:
+    """Not file_search's: a run's model call never waits for a large file's embedding,
+    and the BLAS thread limit stays file_search's to set."""
+    from threadline.retrieval.embedders import LocalEmbedder
     from threadline.wiring import sentence_embedder
 
-    class Pipeline:
-        def __init__(self, embedder: object) -> None:
-            self.embedder = embedder
-
-    local = LocalEmbedder()
-    shared = sentence_embedder(Pipeline(local))  # type: ignore[arg-type]
-    assert getattr(shared, "__self__", None) is local
-    own = sentence_embedder(Pipeline(HashEmbedder()))  # type: ignore[arg-type]
-    assert isinstance(getattr(own, "__self__", None), LocalEmbedder)
-    assert getattr(own, "__self__", None) is not local
+    first, second = sentence_embedder(), sentence_embedder()
+    owner = getattr(first, "__self__", None)
+    assert isinstance(owner, LocalEmbedder)
+    assert owner.name == "all-MiniLM-L6-v2"
+    assert owner.threads is None
+    assert getattr(second, "__self__", None) is not owner
