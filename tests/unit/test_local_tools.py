@@ -380,6 +380,17 @@ def test_grounding() -> None:
     assert not grounded(loose, [email], context, strict=True)
 
 
+def test_grounding_allows_a_place_spelt_as_it_is_there_or_a_typo() -> None:
+    weather = ParsedCall("get_weather", {"city": "Lisboa"})
+    assert grounded(weather, TOOLS, "Is it raining in Lisbon right now?")
+    assert grounded(ParsedCall("get_weather", {"city": "Barcelona"}), TOOLS, "weather in Barcelna")
+    # Not a neighbour: other first letters, short words, two edits, or strictly.
+    assert not grounded(ParsedCall("get_weather", {"city": "Lisbon"}), TOOLS, "weather in Gisbon")
+    assert not grounded(ParsedCall("get_weather", {"city": "Rome"}), TOOLS, "weather in Roma")
+    assert not grounded(ParsedCall("get_weather", {"city": "Lisboa"}), TOOLS, "weather in Lisbin")
+    assert not grounded(weather, TOOLS, "Is it raining in Lisbon right now?", strict=True)
+
+
 def test_adds_information() -> None:
     context = "Weather in Paris and London?"
     paris = ParsedCall("get_weather", {"city": "Paris"})

@@ -78,12 +78,36 @@ def _call_values(
 def _value_grounded(value: str, text: str, words: set[str], strict: bool) -> bool:
     """Whether ``value`` is in ``text``, or all (``strict``) or more than half of its
     words are: one word of two ("Hello, world!" for "how many languages are spoken in
-    the world?") is not enough."""
+    the world?") is not enough. Leniently a word of five letters or more also counts
+    when the conversation has one a letter away from it: the model writes a place as
+    it is spelt there ("Lisboa" for "Lisbon") or corrects a typo."""
     parts = _words(value)
-    hits = len(parts & words)
+    if strict:
+        hits = len(parts & words)
+    else:
+        hits = sum(part in words or _near(part, words) for part in parts)
     return value in text or (
         bool(parts) and (hits == len(parts) if strict else hits * 2 > len(parts))
     )
+
+
+def _near(word: str, words: set[str]) -> bool:
+    """Whether ``words`` has one of five letters or more, with the same first three,
+    one edit (a letter changed, added or dropped) from ``word``."""
+    if len(word) < 5:
+        return False
+    return any(
+        len(other) >= 5 and other[:3] == word[:3] and _one_edit(word, other) for other in words
+    )
+
+
+def _one_edit(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
 def grounded(
