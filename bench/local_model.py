@@ -42,6 +42,7 @@ from threadline.models.base import (
 from threadline.models.local import LocalBackend
 from threadline.models.local.calls import matches_schema
 from threadline.models.local.need import NeedGate
+from threadline.models.local.route import ToolRouter
 from threadline.retrieval.embedders.local import LocalEmbedder
 from threadline.settings import Settings
 
@@ -878,7 +879,8 @@ async def main() -> None:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     settings = Settings(data_dir=Path(args.data_dir), local_model=args.model)
-    backend = LocalBackend(settings, need=NeedGate(LocalEmbedder().embed_sync))
+    embed = LocalEmbedder().embed_sync
+    backend = LocalBackend(settings, need=NeedGate(embed), route=ToolRouter(embed))
     started = time.perf_counter()
     await backend.warm_up()
     print(

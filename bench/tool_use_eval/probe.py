@@ -49,17 +49,20 @@ from threadline.models.local.calls import ParsedCall
 from threadline.models.local.engine import Engine
 from threadline.models.local.need import NeedGate
 from threadline.models.local.policy import FILE_SEARCH
+from threadline.models.local.route import ToolRouter
 from threadline.retrieval.embedders.local import LocalEmbedder
 from threadline.settings import Settings
 
 
-def probe(engine: Engine, case: Case, toolset: ToolSet, gate: NeedGate) -> dict[str, Any]:
+def probe(
+    engine: Engine, case: Case, toolset: ToolSet, gate: NeedGate, route: ToolRouter | None
+) -> dict[str, Any]:
     request = ModelRequest(
         model="gpt-4o-mini", messages=messages_for(case, toolset), tools=toolset.tools,
         max_tokens=400,
     )  # fmt: skip
     stop = threading.Event()
-    call = ModelCall(engine, request, lambda _: None, stop)
+    call = ModelCall(engine, request, lambda _: None, stop, route=route)
     started = time.perf_counter()
     engine.prefill(call.prompt, stop)
     p_call = engine.call_probability(call.plan.json_mode, stop)
@@ -155,11 +158,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write one line per case here")
     parser.add_argument("--score", type=Path, help="only summarise this probe file")
     parser.add_argument("--guidance", help="try this tool instruction instead of the shipped one")
+    parser.add_argument("--no-route", action="store_true", help="without the tool router")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     if args.guidance is not None:
         prompt.TOOL_GUIDANCE = args.guidance
-    gate = NeedGate(LocalEmbedder().embed_sync)
+    embed = LocalEmbedder().embed_sync
+    gate = NeedGate(embed)
+    route = None if args.no_route else ToolRouter(embed)
     if args.score:
         lines = args.score.read_text().splitlines()
         summary([json.loads(line) for line in lines if line], gate.veto)
@@ -175,7 +181,7 @@ def main() -> int:
     )
     rows = []
     for case in cases:
-        row = probe(engine, case, toolsets[case.toolset], gate)
+        row = probe(engine, case, toolsets[case.toolset], gate, route)
         rows.append(row)
         if args.out:
             with args.out.open("a") as sink:

@@ -44,6 +44,7 @@ from threadline.models.base import (
 )
 from threadline.models.local import LocalBackend, prompt
 from threadline.models.local.need import NeedGate
+from threadline.models.local.route import ToolRouter
 from threadline.retrieval.embedders.local import LocalEmbedder
 from threadline.settings import Settings
 
@@ -318,6 +319,7 @@ async def main() -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="show passing cases too")
     parser.add_argument("--guidance", help="try this tool instruction instead of the shipped one")
     parser.add_argument("--no-gate", action="store_true", help="without the tool-need gate")
+    parser.add_argument("--no-route", action="store_true", help="without the tool router")
     args = parser.parse_args()
     if args.guidance is not None:
         prompt.TOOL_GUIDANCE = args.guidance
@@ -337,8 +339,10 @@ async def main() -> int:
         local_model_path=args.model_path,
         local_threads=args.threads,
     )
-    gate = None if args.no_gate else NeedGate(LocalEmbedder().embed_sync)
-    backend = LocalBackend(settings, need=gate)
+    embed = LocalEmbedder().embed_sync
+    gate = None if args.no_gate else NeedGate(embed)
+    route = None if args.no_route else ToolRouter(embed)
+    backend = LocalBackend(settings, need=gate, route=route)
     started = time.perf_counter()
     await backend.warm_up()
     print(f"{args.part}: {len(cases)} cases on {backend.resolve_model('gpt-4o-mini')}", flush=True)

@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     local_tool_gate: bool = True
     """Answer requests that need no tool without offering the functions, as the
     tool-need gate (``models/local/need.py``) judges them; off: the model decides."""
+    local_tool_router: bool = True
+    """Decode a first call again for the offered function closest to the request when
+    the one the model picked is far from it (``models/local/route.py``); off: the
+    model's pick stands."""
 
     # --- file_search embeddings ------------------------------------------------------
     embedder: EmbedderName = "local"

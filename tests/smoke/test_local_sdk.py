@@ -147,6 +147,52 @@ def test_general_question_is_answered_without_offering_the_functions(
     assert json.loads(calls[0].function.arguments)["city"].lower().startswith("lisb")
 
 
+def _function(name: str, description: str, properties: dict[str, Any]) -> Any:
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": properties,
+                "required": list(properties),
+            },
+        },
+    }
+
+
+def test_a_call_is_routed_to_the_function_the_request_is_about(local: openai.OpenAI) -> None:
+    """The tool router: greedy, the model's first pick for this request is the lights
+    (with the 20 as a brightness); the thermostat is what it is about."""
+    home = [
+        _function(
+            "control_lights",
+            "Switch the lights of a room on or off, optionally dimmed.",
+            {"room": {"type": "string"}, "brightness": {"type": "integer"}},
+        ),
+        _function(
+            "set_thermostat",
+            "Set the target temperature of a room.",
+            {"room": {"type": "string"}, "temperature": {"type": "number"}},
+        ),
+    ]
+    assistant, thread = _ask(
+        local,
+        "The living room is too warm, cool it down to 20.",
+        instructions="You are a smart home assistant.",
+        tools=home,
+    )
+    run = local.beta.threads.runs.create_and_poll(
+        thread_id=thread, assistant_id=assistant, temperature=0, poll_interval_ms=200
+    )
+    assert run.status == "requires_action", run.last_error
+    assert run.required_action is not None
+    calls = run.required_action.submit_tool_outputs.tool_calls
+    assert [c.function.name for c in calls] == ["set_thermostat"]
+    assert json.loads(calls[0].function.arguments)["temperature"] == 20
+
+
 def test_json_mode_answers_json(local: openai.OpenAI) -> None:
     assistant, thread = _ask(
         local,

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def build_backend(settings: Settings, sentences: Embed | None = None) -> ModelBackend:
     """The backend ``settings`` name; ``sentences`` embeds text as all-MiniLM-L6-v2
-    does, for the local backend's tool-need gate (None: no gate)."""
+    does, for the local backend's tool-need gate and tool router (None: neither)."""
     name = settings.resolved_model_backend
     if name == "scripted":
         from threadline.models.scripted import ScriptedBackend
@@ -25,6 +25,10 @@ def build_backend(settings: Settings, sentences: Embed | None = None) -> ModelBa
         return OpenAICompatBackend(settings)
     from threadline.models.local import LocalBackend
     from threadline.models.local.need import NeedGate
+    from threadline.models.local.route import ToolRouter
 
-    gate = NeedGate(sentences) if sentences is not None and settings.local_tool_gate else None
-    return LocalBackend(settings, need=gate)
+    if sentences is None:
+        return LocalBackend(settings)
+    gate = NeedGate(sentences) if settings.local_tool_gate else None
+    route = ToolRouter(sentences) if settings.local_tool_router else None
+    return LocalBackend(settings, need=gate, route=route)

@@ -30,6 +30,7 @@ from threadline.models.local.call import Emit, ModelCall
 from threadline.models.local.engine import Engine, Stopped
 from threadline.models.local.need import NeedGate
 from threadline.models.local.prompt import render_chatml
+from threadline.models.local.route import ToolRouter
 from threadline.models.local.runtime import load_llama_cpp
 
 if TYPE_CHECKING:
@@ -41,11 +42,15 @@ log = logging.getLogger(__name__)
 class LocalBackend(ModelBackend):
     """Runs the configured GGUF model in-process (``THREADLINE_MODEL_BACKEND=local``)."""
 
-    def __init__(self, settings: Settings, need: NeedGate | None = None) -> None:
+    def __init__(
+        self, settings: Settings, need: NeedGate | None = None, route: ToolRouter | None = None
+    ) -> None:
         """``need``: the gate that answers requests needing no tool without a call
-        (None: the model alone decides)."""
+        (None: the model alone decides); ``route``: the check of the function the
+        model picks against the request (None: its pick stands)."""
         self.settings = settings
         self.need = need
+        self.route = route
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-llm")
         self._engines: dict[str, Engine] = {}
         self._load_lock = threading.Lock()
@@ -140,7 +145,7 @@ class LocalBackend(ModelBackend):
             if stop.is_set():
                 return
             engine = self._engine(self._key_for(request.model))
-            ModelCall(engine, request, emit, stop, self.need).run()
+            ModelCall(engine, request, emit, stop, self.need, self.route).run()
         except Stopped:
             pass
         except ModelError as exc:

@@ -16,6 +16,7 @@ from threadline.domain.ids import new_id
 from threadline.models.base import (
     Finish,
     FinishReason,
+    FunctionTool,
     ModelError,
     ModelEvent,
     ModelRequest,
@@ -40,6 +41,7 @@ from threadline.models.local.policy import (
     search_worthy,
     without_made_up_numbers,
 )
+from threadline.models.local.route import ToolRouter
 from threadline.models.local.sampling import sampling_for
 from threadline.models.local.stream import AnswerStream
 
@@ -81,8 +83,10 @@ class ModelCall:
         emit: Emit,
         stop: threading.Event,
         need: NeedGate | None = None,
+        route: ToolRouter | None = None,
     ):
         self.engine, self.request, self.emit, self.stop = engine, request, emit, stop
+        self.route = route
         self.plan: Plan = plan_request(request)
         if need is not None and _needs_no_tool(self.plan, need):
             self.plan = plan_request(dataclasses.replace(request, tool_choice="none"))
@@ -191,6 +195,14 @@ class ModelCall:
                 if checked is None and calls:
                     return calls
             first = not calls and plan.mode == "auto"
+            better = self._rerouted(call) if first and not rejected else None
+            if better is not None:
+                # The model's pick is far from what the request is about: its call is
+                # dropped (not part of the reply) and decoded again for the closest.
+                self.spent -= len(out.ids)
+                rejected.append(call.name)
+                grammar = calls_grammar((better,), parallel=False)
+                continue
             if first and (checked is None or not self._acceptable(checked)):
                 # A first call the checks reject: not part of the reply, so its tokens
                 # do not count against max_tokens; try the model's next function.
@@ -213,6 +225,14 @@ class ModelCall:
                 break
             prefix = [*prefix, *out.ids, *self.engine.newline]
         return calls
+
+    def _rerouted(self, call: ParsedCall) -> FunctionTool | None:
+        """The function an auto first call should have picked instead of its own, as
+        the router finds it (``route.py``); None to keep the model's pick."""
+        plan = self.plan
+        if self.route is None or plan.after_tool_results:
+            return None
+        return self.route.better_than(plan.question, call.name, plan.tools)
 
     def _with_written_code(self, call: ParsedCall) -> ParsedCall:
         """The call with code the model writes as it writes code best, in a Python

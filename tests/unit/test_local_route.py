@@ -1,0 +1,220 @@
+"""The local backend's tool router: which function a request is about, and the first
+call decoded again for it when the model picked one far from it."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from threadline.models.base import ChatMessage, FunctionTool, ModelRequest, ToolCall
+from threadline.models.local.call import ModelCall
+from threadline.models.local.calls import ParsedCall
+from threadline.models.local.engine import Decoded
+from threadline.models.local.route import MARGIN, ToolRouter, tool_text
+
+LIGHTS = FunctionTool(
+    "control_lights",
+    "Switch the lights of a room on or off.",
+    {
+        "type": "object",
+        "properties": {"room": {"type": "string"}, "brightness": {"type": "integer"}},
+        "required": ["room"],
+    },
+)
+THERMOSTAT = FunctionTool(
+    "set_thermostat",
+    "Set a room's target temperature.",
+    {
+        "type": "object",
+        "properties": {"room": {"type": "string"}, "temperature": {"type": "number"}},
+        "required": ["room", "temperature"],
+    },
+)
+SEARCH = FunctionTool("file_search", "Search the user's files.", {"type": "object"})
+ASK = "The living room is too warm, cool it down to 20."
+# Unit vectors at chosen angles: the request is about the thermostat.
+_DIRECTIONS = {
+    ASK: 0.0,
+    tool_text(THERMOSTAT): 0.3,  # cos 0.955
+    tool_text(LIGHTS): 0.9,  # cos 0.622
+    "Dim the living room lights to 20.": 0.85,  # closest to the lights
+    tool_text(SEARCH): 0.1,
+}
+
+
+def _unit(angle: float) -> list[float]:
+    return [float(np.cos(angle)), float(np.sin(angle))]
+
+
+class Embedder:
+    def __init__(self, fail: bool = False) -> None:
+        self.texts: list[str] = []
+        self.fail = fail
+
+    def __call__(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        if self.fail:
+            raise RuntimeError("no model here")
+        self.texts.extend(texts)
+        return np.array([_unit(_DIRECTIONS[t]) for t in texts], dtype=np.float32)
+
+
+def test_a_pick_far_from_the_request_is_routed_to_the_closest_function() -> None:
+    router = ToolRouter(Embedder())
+    assert router.better_than(ASK, "control_lights", [LIGHTS, THERMOSTAT]) == THERMOSTAT
+    assert router.better_than(ASK, "set_thermostat", [LIGHTS, THERMOSTAT]) is None
+
+
+def test_a_pick_within_the_margin_stands() -> None:
+    # cos(0) - cos(0.3) = 0.045 and cos(0.85 - 0.9) - cos(0.85 - 0.3) ~ 0.15: the
+    # margin decides; a router with a wider one keeps the pick.
+    request = "Dim the living room lights to 20."
+    router = ToolRouter(Embedder())
+    assert router.better_than(request, "control_lights", [LIGHTS, THERMOSTAT]) is None
+    assert router.better_than(ASK, "control_lights", [LIGHTS, THERMOSTAT]) == THERMOSTAT
+    lenient = ToolRouter(Embedder(), margin=0.4)
+    assert lenient.better_than(ASK, "control_lights", [LIGHTS, THERMOSTAT]) is None
+    assert MARGIN < 0.4
+
+
+def test_built_in_tools_and_lone_functions_are_left_alone() -> None:
+    router = ToolRouter(Embedder())
+    # file_search is not a function the router compares: a search stays a search.
+    assert router.better_than(ASK, "file_search", [SEARCH, LIGHTS, THERMOSTAT]) is None
+    assert router.better_than(ASK, "control_lights", [SEARCH, LIGHTS]) is None
+    assert router.better_than(ASK, "unknown", [LIGHTS, THERMOSTAT]) is None
+    assert router.better_than("  ", "control_lights", [LIGHTS, THERMOSTAT]) is None
+
+
+def test_each_function_is_embedded_once() -> None:
+    embed = Embedder()
+    router = ToolRouter(embed)
+    for _ in range(3):
+        router.better_than(ASK, "control_lights", [LIGHTS, THERMOSTAT])
+    assert embed.texts.count(tool_text(LIGHTS)) == 1
+    assert embed.texts.count(tool_text(THERMOSTAT)) == 1
+    assert embed.texts.count(ASK) == 3
+
+
+def test_a_failing_embedder_leaves_the_picks_standing_and_is_not_asked_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    embed = Embedder(fail=True)
+    router = ToolRouter(embed)
+    with caplog.at_level(logging.ERROR, "threadline.models.local"):
+        for _ in range(3):
+            assert router.better_than(ASK, "control_lights", [LIGHTS, THERMOSTAT]) is None
+    assert len([r for r in caplog.records if "tool router" in r.message]) == 1
+
+
+# -- in a model call ------------------------------------------------------------------
+
+
+class Engine:
+    """Decodes a call of the first function its grammar admits, arguments scripted."""
+
+    name = "fake"
+    n_ctx = 4096
+    newline = [10]
+
+    def __init__(self) -> None:
+        self.grammars: list[list[str]] = []
+
+    def tokenize(self, text: str) -> list[int]:
+        return [1] * len(text.split())
+
+    def decode(self, prompt: list[int], *, grammar_text: str | None = None, **_: Any) -> Decoded:
+        assert grammar_text is not None
+        names = re.findall(r'\\"name\\": \\"(\w+)\\"', grammar_text)
+        self.grammars.append(names)
+        arguments = {
+            "control_lights": '{"room": "living room", "brightness": 20}',
+            "set_thermostat": '{"room": "living room", "temperature": 20}',
+        }[names[0]]
+        text = f'<tool_call>\n{{"name": "{names[0]}", "arguments": {arguments}}}\n</tool_call>'
+        return Decoded(text=text, ids=[7] * 12)
+
+
+def _call(
+    route: ToolRouter | None, messages: list[ChatMessage] | None = None
+) -> tuple[ModelCall, Engine]:
+    engine = Engine()
+    request = ModelRequest(
+        model="m",
+        messages=messages or [ChatMessage("user", ASK)],
+        tools=[LIGHTS, THERMOSTAT],
+        parallel_tool_calls=False,
+    )
+    call = ModelCall(engine, request, lambda _: None, threading.Event(), route=route)  # type: ignore[arg-type]
+    return call, engine
+
+
+def test_a_first_call_far_from_the_request_is_decoded_again_for_the_closest() -> None:
+    call, engine = _call(ToolRouter(Embedder()))
+    calls = call._calls()
+    assert calls is not None
+    assert [(c.name, c.arguments) for c in calls] == [
+        ("set_thermostat", {"room": "living room", "temperature": 20})
+    ]
+    assert engine.grammars == [["control_lights", "set_thermostat"], ["set_thermostat"]]
+    # The dropped call's tokens are not part of the reply.
+    assert call.spent == 12
+    assert call.used == 24
+
+
+def test_without_the_router_the_models_pick_stands() -> None:
+    call, engine = _call(None)
+    calls = call._calls()
+    assert calls is not None
+    assert [c.name for c in calls] == ["control_lights"]
+    assert len(engine.grammars) == 1
+
+
+def test_after_tool_results_the_router_stays_out() -> None:
+    messages = [
+        ChatMessage("user", ASK),
+        ChatMessage("assistant", tool_calls=(ToolCall("call_1", "control_lights", "{}"),)),
+        ChatMessage("tool", '{"ok": true}', tool_call_id="call_1"),
+    ]
+    embed = Embedder()
+    call, _engine = _call(ToolRouter(embed), messages)
+    assert call.plan.after_tool_results
+    assert call._rerouted(ParsedCall("control_lights", {"room": "living room"})) is None
+    assert embed.texts == []
+
+
+def test_the_router_follows_its_setting() -> None:
+    from threadline.models.local import LocalBackend
+    from threadline.models.registry import build_backend
+    from threadline.settings import Settings
+
+    on = build_backend(Settings(model_backend="local"), Embedder())
+    off = build_backend(Settings(model_backend="local", local_tool_router=False), Embedder())
+    bare = build_backend(Settings(model_backend="local"))
+    assert isinstance(on, LocalBackend)
+    assert isinstance(on.route, ToolRouter)
+    assert isinstance(off, LocalBackend)
+    assert off.route is None
+    assert isinstance(bare, LocalBackend)
+    assert bare.route is None
+    assert bare.need is None
+
+
+@pytest.mark.smoke
+def test_the_real_router_knows_what_a_request_is_about() -> None:
+    from threadline.retrieval.embedders.local import LocalEmbedder
+
+    weather = FunctionTool("get_weather", "Get the current weather for a city.")
+    money = FunctionTool("convert_currency", "Convert an amount of money between currencies.")
+    router = ToolRouter(LocalEmbedder().embed_sync)
+    tools = [weather, money]
+    yen, umbrella = "How many yen do I get for 50 pounds?", "Do I need an umbrella in Oslo?"
+    assert router.better_than(yen, "get_weather", tools) == money
+    assert router.better_than(umbrella, "convert_currency", tools) == weather
+    assert router.better_than(umbrella, "get_weather", tools) is None
+    assert router.better_than(yen, "convert_currency", tools) is None
