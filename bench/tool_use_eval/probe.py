@@ -44,11 +44,11 @@ from run import (
 from threadline.models.base import ModelRequest
 from threadline.models.local import prompt
 from threadline.models.local.assets import VARIANTS, ensure_model_file
-from threadline.models.local.call import ModelCall
+from threadline.models.local.call import CALL_WHEN_NEEDED, ModelCall
 from threadline.models.local.calls import ParsedCall
 from threadline.models.local.engine import Engine
 from threadline.models.local.need import NeedGate
-from threadline.models.local.policy import FILE_SEARCH
+from threadline.models.local.policy import FILE_SEARCH, carries_values
 from threadline.models.local.route import ToolRouter
 from threadline.retrieval.embedders.local import LocalEmbedder
 from threadline.settings import Settings
@@ -83,6 +83,7 @@ def probe(
         "p_yes": round(p_yes, 4), "p_need": round(_need(gate, case.ask), 4),
         "search_planned": call.plan.search_query is not None,
         "calls": out.calls, "call_ok": problem is None if calls else False,
+        "carries": bool(calls) and carries_values(calls[0], toolset.tools),
         "problem": problem, "seconds": round(time.perf_counter() - started, 2),
     }  # fmt: skip
 
@@ -120,11 +121,15 @@ def _need(gate: NeedGate, ask: str) -> float:
 
 
 def would_pass(row: dict[str, Any], threshold: float, veto: float = 0.0) -> bool:
-    """With the gate's ``veto`` (0: no gate), as the backend decides."""
+    """With the gate's ``veto`` (0: no gate), as the backend decides: with the gate,
+    a request it scores at ``CALL_WHEN_NEEDED`` or more is called whatever the
+    model's probability, if the call carries a value of the request's."""
     if row["search_planned"]:
         return bool(row["wants_call"]) and bool(row["call_ok"])
-    vetoed = row.get("p_need", 1.0) < veto
-    called = not vetoed and row["p_call"] >= threshold and bool(row["calls"])
+    need = row.get("p_need", 1.0)
+    pressed = bool(veto) and need >= CALL_WHEN_NEEDED and row.get("carries", True)
+    likely = row["p_call"] >= threshold or pressed
+    called = need >= veto and likely and bool(row["calls"])
     if row["wants_call"]:
         return called and bool(row["call_ok"])
     return not called

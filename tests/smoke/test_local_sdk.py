@@ -136,15 +136,20 @@ def test_general_question_is_answered_without_offering_the_functions(
         assert _reply(local, thread).strip()
     assert usage["gated"] == usage["none"]
     # "Lisboa" in its arguments is grounded by "Lisbon" in the request.
-    assistant, thread = _ask(local, "Is it raining in Lisbon right now?", tools=[WEATHER])
-    run = local.beta.threads.runs.create_and_poll(
+    asked = _ask(local, "Is it raining in Lisbon right now?", tools=[WEATHER])
+    calls = _greedy_calls(local, *asked)
+    assert [c.function.name for c in calls] == ["get_weather"]
+    assert json.loads(calls[0].function.arguments)["city"].lower().startswith("lisb")
+
+
+def _greedy_calls(client: openai.OpenAI, assistant: str, thread: str) -> list[Any]:
+    """The calls a greedy run stops at (it must stop at ``requires_action``)."""
+    run = client.beta.threads.runs.create_and_poll(
         thread_id=thread, assistant_id=assistant, temperature=0, poll_interval_ms=200
     )
     assert run.status == "requires_action", run.last_error
     assert run.required_action is not None
-    calls = run.required_action.submit_tool_outputs.tool_calls
-    assert [c.function.name for c in calls] == ["get_weather"]
-    assert json.loads(calls[0].function.arguments)["city"].lower().startswith("lisb")
+    return list(run.required_action.submit_tool_outputs.tool_calls)
 
 
 def _function(name: str, description: str, properties: dict[str, Any]) -> Any:
@@ -177,18 +182,13 @@ def test_a_call_is_routed_to_the_function_the_request_is_about(local: openai.Ope
             {"room": {"type": "string"}, "temperature": {"type": "number"}},
         ),
     ]
-    assistant, thread = _ask(
+    asked = _ask(
         local,
         "The living room is too warm, cool it down to 20.",
         instructions="You are a smart home assistant.",
         tools=home,
     )
-    run = local.beta.threads.runs.create_and_poll(
-        thread_id=thread, assistant_id=assistant, temperature=0, poll_interval_ms=200
-    )
-    assert run.status == "requires_action", run.last_error
-    assert run.required_action is not None
-    calls = run.required_action.submit_tool_outputs.tool_calls
+    calls = _greedy_calls(local, *asked)
     assert [c.function.name for c in calls] == ["set_thermostat"]
     assert json.loads(calls[0].function.arguments)["temperature"] == 20
 

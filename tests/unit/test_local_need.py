@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pytest
 
 from threadline.models.base import ChatMessage, FunctionTool, ModelRequest, ToolCall
-from threadline.models.local.call import _needs_no_tool
+from threadline.models.local.call import _first_call_need
 from threadline.models.local.need import NeedGate, load_weights
 from threadline.models.local.planning import plan_request
 
@@ -83,17 +83,25 @@ def _request(*messages: ChatMessage, tools: tuple[FunctionTool, ...] = (WEATHER,
     return ModelRequest(model="m", messages=messages, tools=tools, tool_choice=choice)
 
 
+def _needs_no_tool(request: ModelRequest) -> bool:
+    need = _first_call_need(plan_request(request), gate())
+    return need is not None and need < WEIGHTS["veto"]
+
+
 def test_the_gate_judges_an_auto_first_call_only() -> None:
     general = ChatMessage("user", "general")
-    assert _needs_no_tool(plan_request(_request(general)), gate())
-    assert not _needs_no_tool(plan_request(_request(ChatMessage("user", "live"))), gate())
+    assert _needs_no_tool(_request(general))
+    assert not _needs_no_tool(_request(ChatMessage("user", "live")))
+    assert _first_call_need(plan_request(_request(ChatMessage("user", "live"))), gate()) == (
+        pytest.approx(1 / (1 + np.exp(-3.0)))
+    )
     # A forced call, or tool_choice none, is the caller's to decide.
-    assert not _needs_no_tool(plan_request(_request(general, choice="required")), gate())
-    assert not _needs_no_tool(plan_request(_request(general, choice="none")), gate())
+    assert _first_call_need(plan_request(_request(general, choice="required")), gate()) is None
+    assert _first_call_need(plan_request(_request(general, choice="none")), gate()) is None
     # After tool results the call policy decides.
     called = ChatMessage("assistant", "", tool_calls=(ToolCall("c1", "get_weather", "{}"),))
     result = ChatMessage("tool", "sunny", tool_call_id="c1")
-    assert not _needs_no_tool(plan_request(_request(general, called, result)), gate())
+    assert _first_call_need(plan_request(_request(general, called, result)), gate()) is None
 
 
 def test_a_planned_search_of_the_users_documents_stands() -> None:
@@ -102,7 +110,7 @@ def test_a_planned_search_of_the_users_documents_stands() -> None:
     try:
         plan = plan_request(_request(ChatMessage("user", question), tools=(SEARCH,)))
         assert plan.search_query == question
-        assert not _needs_no_tool(plan, gate())
+        assert _first_call_need(plan, gate()) is None
     finally:
         del VECTORS[question]
 

@@ -6,16 +6,27 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from threadline.models.base import ChatMessage, FunctionTool, ModelRequest, ToolCall
+from threadline.models.base import (
+    ChatMessage,
+    Finish,
+    FunctionTool,
+    ModelEvent,
+    ModelRequest,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+)
 from threadline.models.local.call import ModelCall
 from threadline.models.local.calls import ParsedCall
 from threadline.models.local.engine import Decoded
+from threadline.models.local.need import NeedGate
 from threadline.models.local.route import MARGIN, ToolRouter, tool_text
 
 LIGHTS = FunctionTool(
@@ -37,6 +48,7 @@ THERMOSTAT = FunctionTool(
     },
 )
 SEARCH = FunctionTool("file_search", "Search the user's files.", {"type": "object"})
+CLOCK = FunctionTool("get_current_time", "The current time.", {"type": "object"})
 ASK = "The living room is too warm, cool it down to 20."
 # Unit vectors at chosen angles: the request is about the thermostat.
 _DIRECTIONS = {
@@ -45,6 +57,8 @@ _DIRECTIONS = {
     tool_text(LIGHTS): 0.9,  # cos 0.622
     "Dim the living room lights to 20.": 0.85,  # closest to the lights
     tool_text(SEARCH): 0.1,
+    "Good morning!": 0.0,
+    tool_text(CLOCK): 1.2,
 }
 
 
@@ -122,19 +136,37 @@ class Engine:
     n_ctx = 4096
     newline = [10]
 
-    def __init__(self) -> None:
-        self.grammars: list[list[str]] = []
-
     def tokenize(self, text: str) -> list[int]:
         return [1] * len(text.split())
 
-    def decode(self, prompt: list[int], *, grammar_text: str | None = None, **_: Any) -> Decoded:
-        assert grammar_text is not None
+    def __init__(self, p_call: float = 0.9) -> None:
+        self.grammars: list[list[str]] = []
+        self.p_call = p_call
+
+    def prefill(self, tokens: list[int], stop: threading.Event) -> None:
+        pass
+
+    def call_probability(self, json_mode: bool, stop: threading.Event) -> float:
+        return self.p_call
+
+    def decode(
+        self,
+        prompt: list[int],
+        *,
+        grammar_text: str | None = None,
+        on_text: Callable[[str], Any] | None = None,
+        **_: Any,
+    ) -> Decoded:
+        if grammar_text is None:  # a text answer
+            if on_text is not None:
+                on_text("It is done.")
+            return Decoded(text="It is done.", ids=[5, 6, 7])
         names = re.findall(r'\\"name\\": \\"(\w+)\\"', grammar_text)
         self.grammars.append(names)
         arguments = {
             "control_lights": '{"room": "living room", "brightness": 20}',
             "set_thermostat": '{"room": "living room", "temperature": 20}',
+            "get_current_time": "{}",
         }[names[0]]
         text = f'<tool_call>\n{{"name": "{names[0]}", "arguments": {arguments}}}\n</tool_call>'
         return Decoded(text=text, ids=[7] * 12)
@@ -186,6 +218,55 @@ def test_after_tool_results_the_router_stays_out() -> None:
     assert call.plan.after_tool_results
     assert call._rerouted(ParsedCall("control_lights", {"room": "living room"})) is None
     assert embed.texts == []
+
+
+def _run(
+    p_call: float,
+    need_weights: list[float],
+    ask: str = ASK,
+    tools: tuple[FunctionTool, ...] = (LIGHTS, THERMOSTAT),
+) -> list[ModelEvent | BaseException | None]:
+    """A whole auto call of ``ask``, the model's call probability and the gate's
+    weights given (ASK's vector is (1, 0): its need is the logistic of the first)."""
+    events: list[ModelEvent | BaseException | None] = []
+    gate = NeedGate(Embedder(), {"embedder": "t", "veto": 0.35, "bias": 0.0,
+                                 "weights": need_weights})  # fmt: skip
+    request = ModelRequest(
+        model="m", messages=[ChatMessage("user", ask)], tools=list(tools),
+        parallel_tool_calls=False,
+    )  # fmt: skip
+    engine = Engine(p_call)
+    ModelCall(engine, request, events.append, threading.Event(), gate, ToolRouter(Embedder())).run()  # type: ignore[arg-type]
+    return events
+
+
+def test_a_request_the_gate_finds_needing_a_tool_gets_a_call_the_model_did_not_start() -> None:
+    # The model's call probability is under the threshold; the gate gives 0.73.
+    events = _run(p_call=0.01, need_weights=[1.0, 0.0])
+    names = [e.name for e in events if isinstance(e, ToolCallDelta) and e.name]
+    assert names == ["set_thermostat"]
+    finish = events[-1]
+    assert isinstance(finish, Finish)
+    assert finish.reason == "tool_calls"
+
+
+def test_below_the_gates_call_level_the_models_unlikely_call_is_not_made() -> None:
+    # 0.45: over the veto (the tools are offered), under the level that calls anyway.
+    events = _run(p_call=0.01, need_weights=[-0.2, 0.0])
+    assert not any(isinstance(e, ToolCallDelta) for e in events)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "It is done."
+
+
+def test_a_call_pressed_by_the_gate_must_act_on_something_of_the_requests() -> None:
+    """A greeting the gate scores over 0.5 is not answered with a call of a function
+    that takes nothing from it; the model, had it started the call, would be let."""
+    events = _run(p_call=0.01, need_weights=[1.0, 0.0], ask="Good morning!", tools=(CLOCK,))
+    assert not any(isinstance(e, ToolCallDelta) for e in events)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "It is done."
+    events = _run(p_call=0.9, need_weights=[1.0, 0.0], ask="Good morning!", tools=(CLOCK,))
+    assert [e.name for e in events if isinstance(e, ToolCallDelta) and e.name] == [
+        "get_current_time"
+    ]
 
 
 def test_the_router_follows_its_setting() -> None:

@@ -34,6 +34,7 @@ from threadline.models.local.policy import (
     FILE_SEARCH,
     adds_information,
     all_repeats,
+    carries_values,
     code_worthy,
     grounded,
     may_want_more_calls,
@@ -51,6 +52,10 @@ CALL_THRESHOLD = 0.15
 Kept low: the 0.5B model often puts the call second to a text opening when the request
 does not name the tool ("is it cold in Oslo?"), and a call it should not make is
 still caught by the checks on its arguments (``_acceptable``)."""
+CALL_WHEN_NEEDED = 0.5
+"""The auto tool choice also tries a first call, however unlikely the model makes it,
+when the tool-need gate gives the request at least this probability of needing one.
+Chosen on the development part (``docs/local-model.md``)."""
 MAX_PARALLEL_CALLS = 8
 CALL_TOKENS = 256
 """The token budget a call is decoded with when the reply's own is smaller: enough for
@@ -60,17 +65,19 @@ CODE_CUE = "I will run Python code for this, printing the results.\n"
 Emit = Callable[["ModelEvent | BaseException | None"], None]
 
 
-def _needs_no_tool(plan: Plan, need: NeedGate) -> bool:
-    """The tool-need gate's verdict on an auto tool choice's first call: a request
-    it finds needs no tool is answered as with ``tool_choice: "none"``. A search the
-    plan makes of the user's documents stands; after tool results the call policy
-    decides (``ModelCall._acceptable``)."""
-    return (
-        plan.mode == "auto"
-        and plan.search_query is None
-        and not plan.after_tool_results
-        and need.closed_for(plan.question)
-    )
+def _first_call_need(plan: Plan, need: NeedGate) -> float | None:
+    """The tool-need gate's probability that an auto tool choice's first call is
+    needed; None where the gate does not judge (or could not). A search the plan
+    makes of the user's documents stands; after tool results the call policy decides
+    (``ModelCall._acceptable``)."""
+    if (
+        plan.mode != "auto"
+        or plan.search_query is not None
+        or plan.after_tool_results
+        or not plan.question.strip()
+    ):
+        return None
+    return need.probability(plan.question)
 
 
 class ModelCall:
@@ -88,7 +95,10 @@ class ModelCall:
         self.engine, self.request, self.emit, self.stop = engine, request, emit, stop
         self.route = route
         self.plan: Plan = plan_request(request)
-        if need is not None and _needs_no_tool(self.plan, need):
+        self.need = None if need is None else _first_call_need(self.plan, need)
+        """The gate's probability that this first call is needed (None: not judged)."""
+        if need is not None and self.need is not None and self.need < need.veto:
+            # The gate finds it needs no tool: answered as with tool_choice none.
             self.plan = plan_request(dataclasses.replace(request, tool_choice="none"))
         self.prompt = engine.tokenize(self.plan.prompt)
         if len(self.prompt) >= engine.n_ctx:
@@ -105,6 +115,8 @@ class ModelCall:
         """Tokens that count against ``budget``: those of the reply, not of a call the
         checks rejected or of a text attempt that turned into a call and was redone."""
         self.prompt_tokens = len(self.prompt)
+        self.pressed = False
+        """A first call tried because the gate finds a tool needed, not the model."""
 
     def run(self) -> None:
         plan = self.plan
@@ -114,14 +126,23 @@ class ModelCall:
             return self._text(allow_calls=False)
         if plan.mode == "auto":
             self.engine.prefill(self.prompt, self.stop)
-            if self.engine.call_probability(plan.json_mode, self.stop) < CALL_THRESHOLD:
+            likely = self.engine.call_probability(plan.json_mode, self.stop) >= CALL_THRESHOLD
+            if not likely and not self._needed():
                 return self._text(allow_calls=True)
+            self.pressed = not likely
         calls = self._calls()
         if calls is None:
             return self._finish("length")
         if calls:
             return self._emit_calls(calls)
         self._text(allow_calls=True)
+
+    def _needed(self) -> bool:
+        """Whether the gate finds a tool needed even though the model is unlikely to
+        start a call: the 0.5B model often opens in prose for a request that does
+        not name the tool ("any news on T-8802?"); the call the grammar then makes
+        still goes through the router and the checks."""
+        return self.need is not None and self.need >= CALL_WHEN_NEEDED
 
     def _finish(self, reason: FinishReason) -> None:
         self.emit(Finish(reason, Usage(self.prompt_tokens, self.used)))
@@ -159,6 +180,10 @@ class ModelCall:
                 and not all_repeats([call], plan.previous_calls)
                 and grounded(call, plan.tools, plan.context, strict=True)
             )
+        if self.pressed and not carries_values(call, plan.tools):
+            # Pressed on a model that would not call, a call must act on something
+            # of the request's: "Good morning!" is not get_current_time().
+            return False
         if call.name == FILE_SEARCH and not search_worthy(call):
             return False
         if call.name == CODE_INTERPRETER:

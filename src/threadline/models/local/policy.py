@@ -136,6 +136,12 @@ def grounded(
     return hits == len(values) if strict else hits * 2 >= len(values)
 
 
+def carries_values(call: ParsedCall, tools: Sequence[FunctionTool]) -> bool:
+    """Whether the call has a free-form argument value (not only enum values,
+    booleans, or nothing): something of the request's that it acts on."""
+    return bool(_call_values(call, tools))
+
+
 def mentioned_numbers(context: str) -> set[float]:
     """The numbers a conversation mentions: digits ("1,200", "6.5", "-3") and small
     number words ("two", "a dozen")."""
