@@ -135,8 +135,9 @@ class Settings(BaseSettings):
     local_context_window: int = Field(default=8192, ge=512)
     local_threads: int | None = None
     local_tool_gate: bool = True
-    """Answer requests that need no tool without offering the functions, as the
-    tool-need gate (``models/local/need.py``) judges them; off: the model decides."""
+    """Answer requests that need no tool without offering the functions, and try a
+    call for those that surely need one, as the tool-need gate
+    (``models/local/need.py``) judges them; off: the model decides."""
     local_tool_router: bool = True
     """Decode a first call again for the offered function closest to the request when
     the one the model picked is far from it (``models/local/route.py``); off: the

@@ -17,9 +17,11 @@ The weights (``need_weights.json``) are trained by
 requests of their own, over some 70 domains, none taken from the evaluation's cases;
 the threshold was chosen on the evaluation's development part.
 
-The gate only takes calls away, and only a first call's: after tool results the
-call policy decides as before. When the embedder cannot be loaded the gate stays
-open (every request may call), once logged.
+The gate judges only a first call: after tool results the call policy decides as
+before. Its score also presses the other way: at ``call.CALL_WHEN_NEEDED`` or more a
+call is tried even when the model is unlikely to start one (``call.py``). When the
+embedder cannot be loaded the gate stays open (every request may call, none is
+pressed), once logged.
 """
 
 from __future__ import annotations
