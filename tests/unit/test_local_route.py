@@ -269,6 +269,21 @@ def test_a_call_pressed_by_the_gate_must_act_on_something_of_the_requests() -> N
     ]
 
 
+def test_after_tool_results_an_extra_call_far_from_the_request_is_not_made() -> None:
+    """ASK reads like several requests (its comma), so after the thermostat's result
+    another function may be called; the lights, far from it, are not."""
+    messages = [
+        ChatMessage("user", ASK),
+        ChatMessage("assistant", tool_calls=(ToolCall("call_1", "set_thermostat", "{}"),)),
+        ChatMessage("tool", '{"ok": true}', tool_call_id="call_1"),
+    ]
+    call, engine = _call(ToolRouter(Embedder()), messages)
+    assert call._calls() == []
+    assert engine.grammars == [["control_lights", "set_thermostat"]]
+    unrouted, _engine = _call(None, messages)
+    assert [c.name for c in unrouted._calls() or []] == ["control_lights"]
+
+
 def test_the_router_follows_its_setting() -> None:
     from threadline.models.local import LocalBackend
     from threadline.models.registry import build_backend

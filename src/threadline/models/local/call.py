@@ -179,6 +179,7 @@ class ModelCall:
                 and call.name not in plan.turn_functions
                 and not all_repeats([call], plan.previous_calls)
                 and grounded(call, plan.tools, plan.context, strict=True)
+                and not self._off_topic(call)
             )
         if self.pressed and not carries_values(call, plan.tools):
             # Pressed on a model that would not call, a call must act on something
@@ -258,6 +259,14 @@ class ModelCall:
         if self.route is None or plan.after_tool_results:
             return None
         return self.route.better_than(plan.question, call.name, plan.tools)
+
+    def _off_topic(self, call: ParsedCall) -> bool:
+        """Whether the router finds the request far more about another function than
+        the one ``call`` makes: after tool results such a call is not another part
+        of the request ("too warm, cool it down to 20" is not also the lights')."""
+        if self.route is None:
+            return False
+        return self.route.better_than(self.plan.question, call.name, self.plan.tools) is not None
 
     def _with_written_code(self, call: ParsedCall) -> ParsedCall:
         """The call with code the model writes as it writes code best, in a Python
