@@ -43,7 +43,7 @@ from threadline.storage.blobs import BlobStore, LocalBlobStore
 from threadline.storage.db import Database, normalise_url
 
 if TYPE_CHECKING:
-    from threadline.models.local.need import Embed
+    from threadline.models.local.sentences import Embed
 
 
 def build_pipeline(settings: Settings, db: Database) -> Pipeline:

@@ -53,11 +53,15 @@ def test_probability_is_the_logistic_of_the_weighted_vector() -> None:
     assert gate().probability("between") == pytest.approx(1 / (1 + np.exp(0.6)))
 
 
+def closed_for(g: NeedGate, request: str) -> bool:
+    return g.vetoes(g.probability(request))
+
+
 def test_closed_below_the_veto_only() -> None:
-    assert gate().closed_for("general")  # 0.05
-    assert not gate().closed_for("between")  # 0.354
-    assert not gate().closed_for("live")
-    assert not gate().closed_for("   ")  # nothing to judge: the model decides
+    assert closed_for(gate(), "general")  # 0.05
+    assert not closed_for(gate(), "between")  # 0.354
+    assert not closed_for(gate(), "live")
+    assert not gate().vetoes(None)  # not judged: the model decides
 
 
 def test_a_failing_embedder_leaves_the_gate_open_and_is_not_asked_again(
@@ -66,8 +70,8 @@ def test_a_failing_embedder_leaves_the_gate_open_and_is_not_asked_again(
     embed = Embedder(fail=True)
     broken = gate(embed)
     with caplog.at_level(logging.ERROR, logger="threadline.models.local"):
-        assert not broken.closed_for("general")
-        assert not broken.closed_for("general")
+        assert not closed_for(broken, "general")
+        assert not closed_for(broken, "general")
     assert embed.calls == 1
     assert "gate stays open" in caplog.text
 
@@ -75,7 +79,7 @@ def test_a_failing_embedder_leaves_the_gate_open_and_is_not_asked_again(
 def test_vectors_of_another_width_leave_the_gate_open() -> None:
     embed = Embedder(width=1)
     assert gate(embed).probability("general") is None
-    assert not gate(embed).closed_for("general")
+    assert not closed_for(gate(embed), "general")
 
 
 def _request(*messages: ChatMessage, tools: tuple[FunctionTool, ...] = (WEATHER,),
@@ -142,13 +146,13 @@ def test_the_real_gate_tells_live_needs_from_general_questions() -> None:
         "What is the difference between weather and climate?",
         "How do I boil an egg?",
     ):
-        assert real.closed_for(request), request
+        assert closed_for(real, request), request
     for request in (
         "Is it raining in Lisbon right now?",
         "Has my order 5512 shipped yet?",
         "Turn off the lights in the garage.",
     ):
-        assert not real.closed_for(request), request
+        assert not closed_for(real, request), request
 
 
 def test_the_gate_follows_its_setting() -> None:

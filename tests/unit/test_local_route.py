@@ -24,7 +24,6 @@ from threadline.models.base import (
     ToolCallDelta,
 )
 from threadline.models.local.call import ModelCall
-from threadline.models.local.calls import ParsedCall
 from threadline.models.local.engine import Decoded
 from threadline.models.local.need import NeedGate
 from threadline.models.local.route import MARGIN, ToolRouter, tool_text
@@ -112,7 +111,7 @@ def test_each_function_is_embedded_once() -> None:
         router.better_than(ASK, "control_lights", [LIGHTS, THERMOSTAT])
     assert embed.texts.count(tool_text(LIGHTS)) == 1
     assert embed.texts.count(tool_text(THERMOSTAT)) == 1
-    assert embed.texts.count(ASK) == 3
+    assert embed.texts.count(ASK) == 1
 
 
 def test_a_failing_embedder_leaves_the_picks_standing_and_is_not_asked_again(
@@ -207,19 +206,6 @@ def test_without_the_router_the_models_pick_stands() -> None:
     assert len(engine.grammars) == 1
 
 
-def test_after_tool_results_the_router_stays_out() -> None:
-    messages = [
-        ChatMessage("user", ASK),
-        ChatMessage("assistant", tool_calls=(ToolCall("call_1", "control_lights", "{}"),)),
-        ChatMessage("tool", '{"ok": true}', tool_call_id="call_1"),
-    ]
-    embed = Embedder()
-    call, _engine = _call(ToolRouter(embed), messages)
-    assert call.plan.after_tool_results
-    assert call._rerouted(ParsedCall("control_lights", {"room": "living room"})) is None
-    assert embed.texts == []
-
-
 def _run(
     p_call: float,
     need_weights: list[float],
@@ -282,6 +268,28 @@ def test_after_tool_results_an_extra_call_far_from_the_request_is_not_made() -> 
     assert engine.grammars == [["control_lights", "set_thermostat"]]
     unrouted, _engine = _call(None, messages)
     assert [c.name for c in unrouted._calls() or []] == ["control_lights"]
+
+
+def test_the_gate_and_the_router_embed_a_request_once() -> None:
+    from threadline.models.local import LocalBackend
+    from threadline.models.registry import build_backend
+    from threadline.settings import Settings
+
+    embed = Embedder()
+    backend = build_backend(Settings(model_backend="local"), embed)
+    assert isinstance(backend, LocalBackend)
+    assert backend.need is not None
+    assert backend.route is not None
+    request = ModelRequest(
+        model="m", messages=[ChatMessage("user", ASK)], tools=[LIGHTS, THERMOSTAT],
+        parallel_tool_calls=False,
+    )  # fmt: skip
+    events: list[ModelEvent | BaseException | None] = []
+    engine = Engine()
+    ModelCall(engine, request, events.append, threading.Event(), backend.need, backend.route).run()  # type: ignore[arg-type]
+    assert [e.name for e in events if isinstance(e, ToolCallDelta) and e.name] == ["set_thermostat"]
+    assert engine.grammars == [["control_lights", "set_thermostat"], ["set_thermostat"]]
+    assert embed.texts.count(ASK) == 1
 
 
 def test_the_router_follows_its_setting() -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from threadline.models.base import ModelBackend
 
 if TYPE_CHECKING:
-    from threadline.models.local.need import Embed
+    from threadline.models.local.sentences import Embed
     from threadline.settings import Settings
 
 
@@ -26,9 +26,11 @@ def build_backend(settings: Settings, sentences: Embed | None = None) -> ModelBa
     from threadline.models.local import LocalBackend
     from threadline.models.local.need import NeedGate
     from threadline.models.local.route import ToolRouter
+    from threadline.models.local.sentences import SentenceCache
 
     if sentences is None:
         return LocalBackend(settings)
-    gate = NeedGate(sentences) if settings.local_tool_gate else None
-    route = ToolRouter(sentences) if settings.local_tool_router else None
+    shared = SentenceCache(sentences)  # a request is embedded once for gate and router
+    gate = NeedGate(shared) if settings.local_tool_gate else None
+    route = ToolRouter(shared) if settings.local_tool_router else None
     return LocalBackend(settings, need=gate, route=route)

@@ -97,7 +97,7 @@ class ModelCall:
         self.plan: Plan = plan_request(request)
         self.need = None if need is None else _first_call_need(self.plan, need)
         """The gate's probability that this first call is needed (None: not judged)."""
-        if need is not None and self.need is not None and self.need < need.veto:
+        if need is not None and need.vetoes(self.need):
             # The gate finds it needs no tool: answered as with tool_choice none.
             self.plan = plan_request(dataclasses.replace(request, tool_choice="none"))
         self.prompt = engine.tokenize(self.plan.prompt)
@@ -179,7 +179,9 @@ class ModelCall:
                 and call.name not in plan.turn_functions
                 and not all_repeats([call], plan.previous_calls)
                 and grounded(call, plan.tools, plan.context, strict=True)
-                and not self._off_topic(call)
+                # Far from the request, a call is not another part of it: "too warm,
+                # cool it down to 20" is not also the lights'.
+                and self._rerouted(call) is None
             )
         if self.pressed and not carries_values(call, plan.tools):
             # Pressed on a model that would not call, a call must act on something
@@ -221,7 +223,11 @@ class ModelCall:
                 if checked is None and calls:
                     return calls
             first = not calls and plan.mode == "auto"
-            better = self._rerouted(call) if first and not rejected else None
+            better = (
+                self._rerouted(call)
+                if first and not rejected and not plan.after_tool_results
+                else None
+            )
             if better is not None:
                 # The model's pick is far from what the request is about: its call is
                 # dropped (not part of the reply) and decoded again for the closest.
@@ -253,20 +259,11 @@ class ModelCall:
         return calls
 
     def _rerouted(self, call: ParsedCall) -> FunctionTool | None:
-        """The function an auto first call should have picked instead of its own, as
-        the router finds it (``route.py``); None to keep the model's pick."""
-        plan = self.plan
-        if self.route is None or plan.after_tool_results:
-            return None
-        return self.route.better_than(plan.question, call.name, plan.tools)
-
-    def _off_topic(self, call: ParsedCall) -> bool:
-        """Whether the router finds the request far more about another function than
-        the one ``call`` makes: after tool results such a call is not another part
-        of the request ("too warm, cool it down to 20" is not also the lights')."""
+        """The function the router finds the request far more about than the one
+        ``call`` makes (``route.py``); None to keep the call's."""
         if self.route is None:
-            return False
-        return self.route.better_than(self.plan.question, call.name, self.plan.tools) is not None
+            return None
+        return self.route.better_than(self.plan.question, call.name, self.plan.tools)
 
     def _with_written_code(self, call: ParsedCall) -> ParsedCall:
         """The call with code the model writes as it writes code best, in a Python

@@ -30,17 +30,14 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
+
+from threadline.models.local.sentences import Embed
 
 log = logging.getLogger("threadline.models.local")
-
-Embed = Callable[[list[str]], npt.NDArray[np.float32]]
-"""Unit-length sentence vectors of texts, in the embedder the weights were trained on."""
 
 WEIGHTS = "need_weights.json"
 
@@ -51,7 +48,6 @@ class NeedGate:
     def __init__(self, embed: Embed, weights: dict[str, Any] | None = None) -> None:
         spec = weights if weights is not None else load_weights()
         self._embed = embed
-        self.embedder: str = spec["embedder"]
         self.veto: float = float(spec["veto"])
         self._weights = np.asarray(spec["weights"], dtype=np.float32)
         self._bias = float(spec["bias"])
@@ -78,11 +74,9 @@ class NeedGate:
         score = float(vector @ self._weights) + self._bias
         return 1.0 / (1.0 + math.exp(-score))
 
-    def closed_for(self, request: str) -> bool:
-        """True when ``request`` should be answered without a call."""
-        if not request.strip():
-            return False
-        probability = self.probability(request)
+    def vetoes(self, probability: float | None) -> bool:
+        """Whether a request the gate gives ``probability`` is answered without a
+        call (None, not judged: the model decides)."""
         return probability is not None and probability < self.veto
 
 

@@ -20,22 +20,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from threadline.models.base import FunctionTool
-from threadline.models.local.need import Embed
 from threadline.models.local.policy import CODE_INTERPRETER, FILE_SEARCH
+from threadline.models.local.sentences import Embed, SentenceCache
 
 log = logging.getLogger("threadline.models.local")
 
 MARGIN = 0.1
 """How far (in cosine similarity) the picked function may trail the closest one."""
-CACHED_TOOLS = 1024
-"""Functions whose vectors are kept: an assistant's tools are embedded once."""
 
 
 def tool_text(tool: FunctionTool) -> str:
@@ -48,10 +45,9 @@ class ToolRouter:
     """Finds the function a request is far more about than the one the model picked."""
 
     def __init__(self, embed: Embed, margin: float = MARGIN) -> None:
-        self._embed = embed
+        # Functions' vectors are kept: an assistant's tools are embedded once.
+        self._embed = embed if isinstance(embed, SentenceCache) else SentenceCache(embed)
         self.margin = margin
-        self._vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
-        self._lock = threading.Lock()
         self._broken = threading.Event()
 
     def better_than(
@@ -77,22 +73,11 @@ class ToolRouter:
     ) -> npt.NDArray[np.float32] | None:
         if self._broken.is_set():
             return None
-        texts = [tool_text(t) for t in functions]
         try:
-            with self._lock:
-                missing = [text for text in dict.fromkeys(texts) if text not in self._vectors]
-            vectors = self._embed([request, *missing])
-            with self._lock:
-                for text, vector in zip(missing, vectors[1:], strict=True):
-                    self._vectors[text] = vector
-                tools = np.stack([self._vectors[text] for text in texts])
-                for text in texts:
-                    self._vectors.move_to_end(text)
-                while len(self._vectors) > CACHED_TOOLS:
-                    self._vectors.popitem(last=False)
+            vectors = self._embed([request, *(tool_text(t) for t in functions)])
         except Exception:
             self._broken.set()
             log.exception("tool router: the sentence embedder failed; the model's picks stand")
             return None
-        result: npt.NDArray[np.float32] = tools @ vectors[0]
+        result: npt.NDArray[np.float32] = vectors[1:] @ vectors[0]
         return result
