@@ -193,6 +193,38 @@ def test_a_call_is_routed_to_the_function_the_request_is_about(local: openai.Ope
     assert json.loads(calls[0].function.arguments)["temperature"] == 20
 
 
+def test_an_answer_from_a_result_states_one_of_its_facts(local: openai.OpenAI) -> None:
+    """Greedy, the model answers this result with "The bathroom is warm." and would
+    end there; the end is held back until the answer carries one of its values."""
+    sensor = _function(
+        "get_sensor_reading",
+        "Read a sensor in a room.",
+        {"room": {"type": "string"}, "sensor": {"type": "string"}},
+    )
+    assistant, thread = _ask(
+        local, "How warm is the bathroom?", instructions="You are a smart home assistant.",
+        tools=[sensor],
+    )  # fmt: skip
+    run = local.beta.threads.runs.create_and_poll(
+        thread_id=thread,
+        assistant_id=assistant,
+        tool_choice={"type": "function", "function": {"name": "get_sensor_reading"}},
+        temperature=0,
+        poll_interval_ms=200,
+    )
+    assert run.status == "requires_action", run.last_error
+    assert run.required_action is not None
+    [call] = run.required_action.submit_tool_outputs.tool_calls
+    done = local.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread,
+        tool_outputs=[{"tool_call_id": call.id, "output": '{"value": 24.5, "unit": "C"}'}],
+        poll_interval_ms=200,
+    )
+    assert done.status == "completed", done.last_error
+    assert "24.5" in _reply(local, thread)
+
+
 def test_json_mode_answers_json(local: openai.OpenAI) -> None:
     assistant, thread = _ask(
         local,

@@ -26,6 +26,7 @@ from threadline.models.base import (
 )
 from threadline.models.local.calls import ParsedCall, parse_tool_calls
 from threadline.models.local.engine import Decoded, Engine
+from threadline.models.local.facts import facts_of
 from threadline.models.local.grammar import calls_grammar, json_grammar
 from threadline.models.local.need import NeedGate
 from threadline.models.local.planning import Plan, plan_request
@@ -303,13 +304,15 @@ class ModelCall:
         with a call or be empty; one that still turns into a call is redone without code
         fences, and a ``<tool_call>`` after some text is parsed as calls."""
         engine, plan = self.engine, self.plan
-        answer_prompt = None
+        answer_prompt, facts = None, None
         if plan.answer_prompt is not None:
             answer_prompt = engine.tokenize(plan.answer_prompt)
             if len(answer_prompt) < engine.n_ctx:
                 self.budget = min(self.budget, engine.n_ctx - len(answer_prompt))
                 self.prompt_tokens = max(self.prompt_tokens, len(answer_prompt))
                 self.sampling = self.sampling.from_results()
+                if not plan.json_mode:  # a JSON answer ends where its grammar does
+                    facts = facts_of(plan.results, plan.question)
             else:
                 answer_prompt = None
         grammar = json_grammar(self.request.response_format) if plan.json_mode else None
@@ -323,7 +326,8 @@ class ModelCall:
                         or (answer_prompt is not None and engine.is_refusal(token)))  # fmt: skip
 
             out = self._decode(answer_prompt, grammar_text=grammar, on_text=answer.feed,
-                               reject_first=reject if allow_calls else None)  # fmt: skip
+                               reject_first=reject if allow_calls else None,
+                               hold_end=facts.hold_end if facts else None)  # fmt: skip
             if not answer.turned_to_call or out.length:
                 break
             self.spent -= len(out.ids)  # redone: the attempt is not part of the reply

@@ -165,10 +165,12 @@ class Engine:
         grammar_text: str | None = None,
         on_text: Callable[[str], bool] | None = None,
         reject_first: Callable[[int], bool] | None = None,
+        hold_end: Callable[[str], bool] | None = None,
     ) -> Decoded:
         """Generate after ``prompt`` until the end of turn, ``budget`` tokens, or
         ``on_text`` returning False. ``reject_first`` filters tokens while the output is
-        still blank."""
+        still blank; after that, the end of turn is not a candidate while ``hold_end``
+        finds the output so far unfinished."""
         self.prefill(prompt, stop)
         grammar = Grammar(self._lib, self.vocab, grammar_text) if grammar_text else None
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -178,6 +180,8 @@ class Engine:
                 if stop.is_set():
                     raise Stopped
                 reject = reject_first if not out.text.strip() else None
+                if reject is None and hold_end is not None and hold_end(out.text):
+                    reject = self.is_eog
                 ids, logits = self.candidates(grammar, reject)
                 token = sample_token(ids, logits, sampling, self.rng, out.ids[-REPEAT_WINDOW:])
                 if self.is_eog(token):

@@ -39,6 +39,8 @@ class Plan:
     """The last user message."""
     context: str
     """The conversation's text without tool results, to check arguments against."""
+    results: tuple[str, ...] = ()
+    """The tool results since the last user message (their contents)."""
     search_query: str | None = None
     """A search to make without decoding: the request points at the user's
     documents and file_search is offered (the question is the query)."""
@@ -99,6 +101,7 @@ def plan_request(request: ModelRequest) -> Plan:
         turn_functions=frozenset(c.name for m in messages[last_user + 1 :] for c in m.tool_calls),
         question=last_question(messages),
         context="\n".join(m.content for m in messages if m.content and m.role != "tool"),
+        results=tuple(m.content or "" for m in messages[last_user + 1 :] if m.role == "tool"),
         search_query=search_query,
     )
 

@@ -142,18 +142,23 @@ def carries_values(call: ParsedCall, tools: Sequence[FunctionTool]) -> bool:
     return bool(_call_values(call, tools))
 
 
-def mentioned_numbers(context: str) -> set[float]:
-    """The numbers a conversation mentions: digits ("1,200", "6.5", "-3") and small
-    number words ("two", "a dozen")."""
+def written_numbers(text: str) -> set[float]:
+    """The numbers ``text`` writes in digits ("1,200", "6.5", "-3")."""
     found = set()
-    for match in _NUMBER.findall(context):
+    for match in _NUMBER.findall(text):
         digits = match.replace(",", "")
         with contextlib.suppress(ValueError):
             found.add(float(digits))
         with contextlib.suppress(ValueError):  # "1,5" is 1.5 in much of Europe
             found.add(float(match.replace(",", ".")))
-    found |= {float(n) for w, n in _NUMBER_WORDS.items() if re.search(rf"\b{w}\b", context, re.I)}
     return found
+
+
+def mentioned_numbers(context: str) -> set[float]:
+    """The numbers a conversation mentions: digits ("1,200", "6.5", "-3") and small
+    number words ("two", "a dozen")."""
+    words = {float(n) for w, n in _NUMBER_WORDS.items() if re.search(rf"\b{w}\b", context, re.I)}
+    return written_numbers(context) | words
 
 
 def without_made_up_numbers(
