@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from threadline.forking import fork_turn
 from threadline.sandbox import seccomp
 from threadline.sandbox.limits import MIB, SandboxLimits
 
@@ -288,16 +289,17 @@ class GVisorSandbox(Sandbox):
         )
 
     async def cleanup(self, session_name: str) -> None:
-        process = await asyncio.create_subprocess_exec(
-            self._binary,
-            "--root",
-            str(self._state),
-            "delete",
-            "--force",
-            session_name,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        async with fork_turn():
+            process = await asyncio.create_subprocess_exec(
+                self._binary,
+                "--root",
+                str(self._state),
+                "delete",
+                "--force",
+                session_name,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
         await process.wait()
         await asyncio.to_thread(shutil.rmtree, self._bundles / session_name, True)
 

@@ -25,6 +25,7 @@ import unicodedata
 from dataclasses import replace
 from typing import Any
 
+from threadline.forking import fork_turn
 from threadline.sandbox.backends import Launch, Sandbox
 from threadline.sandbox.errors import InvalidFileName, SessionFailed
 from threadline.sandbox.limits import MIB
@@ -111,15 +112,16 @@ class CodeSession:
                 argv = await asyncio.to_thread(self._guard.wrap, self._name, argv)
             except OSError as exc:
                 raise SessionFailed(f"the session's memory could not be bounded: {exc}") from exc
-            self._process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                start_new_session=True,
-                pass_fds=spawn.pass_fds,
-            )
+            async with fork_turn():
+                self._process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                    start_new_session=True,
+                    pass_fds=spawn.pass_fds,
+                )
         except BaseException:
             # Not started: what the guard and the sandbox made for it goes now
             # (``_stop`` only cleans up after a process).

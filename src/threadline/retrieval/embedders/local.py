@@ -44,6 +44,7 @@ from safetensors.numpy import load_file
 from threadpoolctl import threadpool_limits
 from tokenizers import Tokenizer
 
+from threadline.forking import blas_turn
 from threadline.retrieval.embedders.bert import Array, BertEncoder, normalise
 from threadline.retrieval.errors import EmbedderError
 
@@ -175,7 +176,8 @@ class LocalEmbedder:
                 for slot, row in enumerate(rows):
                     ids[slot, : lengths[row]] = windows[row]
                     mask[slot, : lengths[row]] = 1
-                pooled[rows] = encoder.mean_pooled(ids, mask)
+                with blas_turn():  # not while the server starts a child process
+                    pooled[rows] = encoder.mean_pooled(ids, mask)
         # A text's vector: the mean over all its windows' tokens, i.e. the windows'
         # means weighted by their lengths; with one window, exactly the model's own.
         sums = np.zeros((len(texts), encoder.dimensions), dtype=np.float32)
