@@ -24,12 +24,14 @@ import resource
 import sys
 import time
 import unicodedata
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import yaml
 
 from threadline.engine.tools import code_interpreter, file_search
@@ -42,9 +44,11 @@ from threadline.models.base import (
     ToolCall,
     ToolCallDelta,
 )
-from threadline.models.local import LocalBackend, prompt
+from threadline.models.local import LocalBackend, call, prompt
+from threadline.models.local.facts import Facts
 from threadline.models.local.need import NeedGate
 from threadline.models.local.route import ToolRouter
+from threadline.models.local.sentences import SentenceCache
 from threadline.retrieval.embedders.local import LocalEmbedder
 from threadline.settings import Settings
 
@@ -320,9 +324,15 @@ async def main() -> int:
     parser.add_argument("--guidance", help="try this tool instruction instead of the shipped one")
     parser.add_argument("--no-gate", action="store_true", help="without the tool-need gate")
     parser.add_argument("--no-route", action="store_true", help="without the tool router")
+    parser.add_argument("--no-hold", action="store_true",
+                        help="let answers from results end before they state a fact")  # fmt: skip
+    parser.add_argument("--seed", type=int, help="sample each case from this seed and its "
+                        "label, so that two runs differ only by the code they run")  # fmt: skip
     args = parser.parse_args()
     if args.guidance is not None:
         prompt.TOOL_GUIDANCE = args.guidance
+    if args.no_hold:
+        call.facts_of = lambda results, question: Facts(frozenset(), frozenset())
     if args.score:
         lines = [line for path in args.score for line in path.read_text().splitlines()]
         report([json.loads(line) for line in lines if line.strip()])
@@ -339,7 +349,7 @@ async def main() -> int:
         local_model_path=args.model_path,
         local_threads=args.threads,
     )
-    embed = LocalEmbedder().embed_sync
+    embed = SentenceCache(LocalEmbedder().embed_sync)  # shared, as a server shares it
     gate = None if args.no_gate else NeedGate(embed)
     route = None if args.no_route else ToolRouter(embed)
     backend = LocalBackend(settings, need=gate, route=route)
@@ -350,6 +360,9 @@ async def main() -> int:
     try:
         for case in cases:
             toolset = toolsets[case.toolset]
+            if args.seed is not None:
+                engine = backend._engine(backend._key_for("gpt-4o-mini"))  # its one engine
+                engine.rng = np.random.default_rng([args.seed, zlib.crc32(case.label.encode())])
             out = await run_case(backend, case, toolset)
             problem = check(case, out, toolset)
             results.append((case, out, problem))

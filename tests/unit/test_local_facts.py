@@ -17,55 +17,67 @@ SENSOR = '{"value": 24.5, "unit": "C"}'
 ORDER = '{"status": "in_transit", "carrier": "UPS", "expected_delivery": "2026-12-03"}'
 
 
-def test_a_results_numbers_and_short_strings_are_its_facts() -> None:
+def test_a_results_numbers_and_short_strings_are_its_values() -> None:
     facts = facts_of([SENSOR, ORDER], "How warm is the bathroom?")
-    # A date's digits count too: "December 3" is a way of stating it.
-    assert facts.numbers == {24.5, 2026.0, 12.0, 3.0}
+    assert facts.numbers == {24.5}
     # "C" is too short to tell anything; underscores read as spaces.
     assert facts.texts == {"in transit", "ups", "2026-12-03"}
+    assert not facts.words
 
 
-def test_what_the_question_holds_is_not_a_fact() -> None:
+def test_what_the_question_holds_is_not_to_be_stated() -> None:
     facts = facts_of(['{"ok": true, "room": "bedroom", "target": 19, "current": 21.5}'],
                      "Set the bedroom to 19.")  # fmt: skip
-    assert facts == Facts(frozenset({21.5}), frozenset())
+    assert facts == Facts(numbers=frozenset({21.5}))
     assert not facts_of(['{"ok": true, "note": null}'], "Lights off.")
     assert not facts_of(['{"room": "bedroom"}'], "Is the bedroom free?")
 
 
-def test_a_long_text_gives_its_long_words_and_numbers_not_its_citation_marker() -> None:
-    searched = "\n【0:0†handbook.pdf】\nStaff may work remotely up to 3 days a week, with approval."
-    facts = facts_of([searched], "What does the handbook say about remote work?")
-    assert facts.numbers == {3.0}  # in digits: "a week" is not a fact of 1
-    assert {"remotely", "approval"} <= facts.texts
-    assert facts.carried_by("Up to three days.")
-    assert not facts.carried_by("【0:0†handbook.pdf】")
-    assert facts.carried_by("【0:0†handbook.pdf】 You may work remotely.")
-
-
-def test_nested_results_are_read_to_their_leaves() -> None:
-    flights = json.dumps({"flights": [{"flight": "AZ319", "price_eur": 89}]})
+def test_every_value_must_be_stated() -> None:
+    flights = json.dumps({"flights": [{"flight": "AZ319", "departs": "07:40", "price_eur": 89}]})
     facts = facts_of([flights], "Flights from Paris to Rome?")
-    assert facts.numbers == {89.0}
-    assert facts.texts == {"az319"}
+    assert facts == Facts(numbers=frozenset({89.0}), texts=frozenset({"az319", "07:40"}))
+    assert facts.hold_end("There is flight AZ319 at 07:40.")
+    assert not facts.hold_end("There is flight AZ319 at 07:40, for 89 EUR.")
 
 
-def test_a_fact_is_carried_as_whole_words_and_as_a_number_however_written() -> None:
+def test_a_longer_text_needs_one_of_its_long_words_or_numbers() -> None:
+    searched = (
+        "\n【0:0†handbook.pdf】\nStaff may work remotely up to 3 days a week, "
+        "with their manager's approval."
+    )
+    facts = facts_of([searched], "What does the handbook say about remote work?")
+    assert facts.word_numbers == {3.0}  # in digits: "a week" is not a fact of 1
+    assert {"remotely", "approval", "manager"} <= facts.words
+    assert not facts.texts
+    assert facts.hold_end("【0:0†handbook.pdf】")
+    assert not facts.hold_end("【0:0†handbook.pdf】 You may work remotely.")
+    assert not facts.hold_end("Up to three days.")
+    # A JSON result's sentence is read the same way; its short values must be stated.
+    mixed = facts_of(['{"status": "degraded", "note": "Error rate above threshold"}'], "OK?")
+    assert mixed.texts == {"degraded"}
+    assert mixed.hold_end("The error rate is above the threshold.")
+    assert not mixed.hold_end("It is degraded.")
+
+
+def test_a_value_is_stated_as_whole_words_and_a_number_however_written() -> None:
     facts = facts_of([ORDER, '{"rows": 1284, "growth": 0.14}'], "Where is my order?")
-    assert facts.carried_by("It is In Transit.")
-    assert facts.carried_by("Shipped with UPS.")
-    assert not facts.carried_by("It is upstairs, in transition.")
-    assert facts.carried_by("The file has 1,284 rows.")
-    assert facts.carried_by("Growth was 14%.")
-    assert not facts.carried_by("The file has 128 rows.")
+    everything = "In Transit with UPS, due 2026-12-03; 1,284 rows, growth 14%."
+    assert not facts.missing_from(everything)
+    assert facts.missing_from(everything.replace("UPS", "UPStairs"))
+    assert facts.missing_from(everything.replace("In Transit", "in transition"))
+    assert facts.missing_from(everything.replace("1,284", "128"))
+    assert not facts.missing_from(everything.replace("2026-12-03", "December 3rd"))
+    assert not facts.missing_from(everything.replace("2026-12-03", "3 Dec"))
+    assert facts.missing_from(everything.replace("2026-12-03", "December 13th"))
 
 
-def test_the_end_is_held_only_while_a_short_answer_carries_no_fact() -> None:
+def test_the_end_is_held_only_while_a_short_answer_leaves_something_out() -> None:
     facts = facts_of([SENSOR], "How warm is the bathroom?")
     assert facts.hold_end("The bathroom is warm.")
     assert not facts.hold_end("The bathroom is at 24.5 degrees.")
     assert not facts.hold_end("x" * HOLD_CHARS)
-    assert not Facts(frozenset(), frozenset()).hold_end("The bathroom is warm.")
+    assert not Facts().hold_end("The bathroom is warm.")
 
 
 # -- in a model call ------------------------------------------------------------------
