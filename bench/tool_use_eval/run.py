@@ -332,7 +332,7 @@ async def main() -> int:
     if args.guidance is not None:
         prompt.TOOL_GUIDANCE = args.guidance
     if args.no_hold:
-        call.facts_of = lambda results, question: Facts(frozenset(), frozenset())
+        call.facts_of = lambda results, question: Facts()
     if args.score:
         lines = [line for path in args.score for line in path.read_text().splitlines()]
         report([json.loads(line) for line in lines if line.strip()])

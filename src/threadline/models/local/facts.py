@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from threadline.models.local.policy import mentioned_numbers, written_numbers
+from threadline.models.local.prompt import MARKER
 
 HOLD_CHARS = 300
 """The longest answer whose end is held back for want of a value."""
@@ -35,7 +36,6 @@ SHORT_WORDS = 3
 """A string of up to this many words is a value to state whole."""
 LONG_WORD = 6
 """The fewest letters a word of a longer text needs to count as one of its facts."""
-_MARKER = re.compile(r"[【\[]\d+:\d+†[^】\]\n]*[】\]]")
 _LONG_WORD = re.compile(rf"[^\W\d_]{{{LONG_WORD},}}")
 _WORDS_ONLY = re.compile(r"[^\w.:/-]+|[.:/-](?!\w)")
 """Punctuation between words, where a fact matches whole words: "UPS." is "UPS"."""
@@ -62,7 +62,7 @@ class Facts:
 
     def missing_from(self, answer: str) -> bool:
         """Whether ``answer`` leaves out what it must state (citation markers aside)."""
-        answer = _MARKER.sub(" ", answer)
+        answer = MARKER.sub(" ", answer)
         text, said = f" {_normal(answer)} ", mentioned_numbers(answer)
         if self.numbers or self.texts:
             return not (
@@ -95,7 +95,7 @@ def facts_of(results: Sequence[str], question: str) -> Facts:
             if isinstance(value, int | float):
                 numbers.add(float(value))
                 continue
-            raw = _MARKER.sub(" ", str(value))
+            raw = MARKER.sub(" ", str(value))
             text = _normal(raw)
             if (
                 isinstance(parsed, dict | list)

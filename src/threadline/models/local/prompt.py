@@ -25,7 +25,8 @@ ANSWER_REQUEST = (
     "(numbers, names, dates, statuses)."
 )
 CITE_HINT = " Cite each result you use with its marker, such as {marker}."
-MARKER = re.compile(r"【\d+:\d+†[^】\n]*】")  # a file_search result's citation marker
+MARKER = re.compile(r"[【\[]\d+:\d+†[^】\]\n]*[】\]]")
+"""A file_search result's citation marker (the model may write it in square brackets)."""
 
 
 def tool_spec(tool: FunctionTool) -> dict[str, Any]:
