@@ -1,5 +1,6 @@
 """``Prepared`` statements on both engines: straight on ``sqlite3`` inside a SQLite
-transaction, through SQLAlchemy elsewhere; both read and write the same rows."""
+transaction, on asyncpg on PostgreSQL, through SQLAlchemy elsewhere; every path reads
+and writes the same rows."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sqlalchemy as sa
 
 from threadline.storage import tables
 from threadline.storage.db import Database
-from threadline.storage.sqlite_fast.prepared import Prepared, UnsupportedType
+from threadline.storage.prepared import Prepared, UnsupportedType
 
 TABLE = tables.threads
 T = TABLE.c
@@ -103,7 +104,7 @@ async def test_outside_a_transaction_it_goes_through_sqlalchemy(db: Database) ->
     assert row.data == {"id": "thread_e"}
 
 
-async def test_on_sqlite_a_transaction_s_statements_skip_sqlalchemy(db: Database) -> None:
+async def test_a_transaction_s_statements_skip_sqlalchemy_where_they_can(db: Database) -> None:
     through: list[str] = []
 
     @sa.event.listens_for(db.engine.sync_engine, "before_cursor_execute")
@@ -112,14 +113,57 @@ async def test_on_sqlite_a_transaction_s_statements_skip_sqlalchemy(db: Database
 
     async with db.write() as conn:
         await INSERT_THREAD.execute(conn, thread("thread_f"))
-    async with db.read() as conn:
+    async with db.read() as conn:  # on PostgreSQL: autocommit
         row = (await THREAD_DATA.execute(conn, {"thread_id": "thread_f"})).first()
     assert row.data == {"id": "thread_f"}
     statements = [sql.split()[0] for sql in through if not sql.startswith("BEGIN")]
-    if db.fast_path:
+    if db.fast_path or not db.is_sqlite:
         assert through == []
     else:
         assert statements == ["INSERT", "SELECT"]
+
+
+async def test_a_transaction_begun_by_a_direct_statement_is_rolled_back_on_error(
+    db: Database,
+) -> None:
+
+    async def fail_after_the_insert() -> None:
+        async with db.write() as conn:
+            await INSERT_THREAD.execute(conn, thread("thread_h"))
+            raise RuntimeError("the caller fails after the statement")
+
+    with pytest.raises(RuntimeError):
+        await fail_after_the_insert()
+    async with db.write() as conn:
+        await INSERT_THREAD.execute(conn, thread("thread_i"))
+    async with db.read() as conn:
+        ids = (await conn.execute(sa.select(T.id).order_by(T.seq))).scalars().all()
+    assert ids == ["thread_i"]
+
+
+async def test_a_lost_postgres_connection_is_invalidated_not_reused(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's server ends the connection")
+    async with db.engine.connect() as admin:
+        async with db.write() as conn:
+            await INSERT_THREAD.execute(conn, thread("thread_j"))
+            pid = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
+        # The pool keeps that connection; end its server process.
+        await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await admin.commit()
+
+    async def read_until_it_fails() -> None:
+        for _ in range(30):  # any pooled connection may be the one ended
+            async with db.write() as conn:
+                await THREAD_DATA.execute(conn, {"thread_id": "thread_j"})
+
+    with pytest.raises(sa.exc.DBAPIError) as failed:
+        await read_until_it_fails()
+    assert failed.value.connection_invalidated
+    for _ in range(30):  # every connection handed out now works
+        async with db.read() as conn:
+            row = (await THREAD_DATA.execute(conn, {"thread_id": "thread_j"})).first()
+        assert row.data == {"id": "thread_j"}
 
 
 def test_types_the_fast_path_cannot_convert_are_refused_when_built() -> None:

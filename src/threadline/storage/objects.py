@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.run_status import ACTIVE
 from threadline.storage import tables
+from threadline.storage.prepared import Prepared
 from threadline.storage.repository import Repository
-from threadline.storage.sqlite_fast.prepared import Prepared
 
 assistants = Repository(tables.assistants, "assistant")
 threads = Repository(tables.threads, "thread")

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from threadline.domain.pages import Page, PageParams
 from threadline.errors import InvalidRequestError, NotFoundError
 from threadline.storage.db import in_write
-from threadline.storage.sqlite_fast.prepared import Prepared
+from threadline.storage.prepared import Prepared
 
 
 class Repository:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from threadline.domain.run_status import ACTIVE
 from threadline.errors import NotFoundError, ThreadBusyError
 from threadline.storage import objects, tables
+from threadline.storage.prepared import Prepared
 from threadline.storage.runs import insert_run, thread_history
 
 R = tables.runs.c
@@ -58,7 +59,7 @@ def _active_run_of(thread_id: sa.ColumnElement[str]) -> sa.Select[tuple[str]]:
 
 
 # Built once: building a statement costs more than its round trip.
-_OPEN = (
+_OPEN = Prepared(
     sa.select(
         T.data,
         _active_run_of(T.id).scalar_subquery().label("active_run"),
@@ -83,7 +84,7 @@ async def open_thread(
         assistant = await objects.assistants.find(conn, project_id, assistant_id)
         return Opened(thread, active, assistant)
     params = {"project_id": project_id, "thread_id": thread_id, "assistant_id": assistant_id}
-    row = (await conn.execute(_OPEN, params)).first()
+    row = (await _OPEN.execute(conn, params)).first()
     if row is None:
         raise NotFoundError.for_object("thread", thread_id)
     assistant = None if row.assistant is None else dict(row.assistant)
@@ -119,7 +120,7 @@ async def insert_idle(
         "v_data": run,
         **{f"v_{name}": value for name, value in columns.items()},
     }
-    rows = (await conn.execute(query, params)).all()
+    rows = list(await query.execute(conn, params))
     if not rows:
         active = await objects.active_run_id(conn, run["thread_id"])
         raise ThreadBusyError.for_thread(run["thread_id"], active)
@@ -129,7 +130,7 @@ async def insert_idle(
 # ``insert_idle``'s statements, built once per shape: the columns the run sets
 # besides the usual ones, and whether the thread's messages come back too.
 @functools.cache
-def _build(columns: tuple[str, ...], history: bool) -> Any:
+def _build(columns: tuple[str, ...], history: bool) -> Prepared:
     names = (*_COLUMNS, *columns, "data")
     thread_id = sa.bindparam("v_thread_id", type_=R.thread_id.type)
     values = sa.select(
@@ -138,11 +139,10 @@ def _build(columns: tuple[str, ...], history: bool) -> Any:
             for name in names
         )
     ).where(~_active_run_of(thread_id).exists())
-    insert = tables.runs.insert().from_select(names, values).returning(R.id)
+    stored = tables.runs.insert().from_select(names, values).returning(R.id).cte("stored")
     if not history:
-        return insert
+        return Prepared(sa.select(stored.c.id))  # one row if the run was stored
     # One row if the run was stored: each of the thread's messages, or one with no
     # message when the thread has none. None when it was not.
-    stored = insert.cte("stored")
     joined = stored.outerjoin(tables.messages, M.thread_id == thread_id)
-    return sa.select(stored.c.id, M.data).select_from(joined).order_by(M.seq)
+    return Prepared(sa.select(stored.c.id, M.data).select_from(joined).order_by(M.seq))

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.storage import tables
 from threadline.storage.db import Database
+from threadline.storage.prepared import Prepared
 from threadline.storage.runs import (
     RUN_ROW,
     insert_new,
@@ -33,7 +34,6 @@ from threadline.storage.runs import (
     save_message,
     save_step,
 )
-from threadline.storage.sqlite_fast.prepared import Prepared
 
 R = tables.runs.c
 _version = sa.cast(sa.literal_column("runs.xmin"), sa.Text)
@@ -99,7 +99,7 @@ async def write_unlocked(db: Database, run_id: str, plan: Callable[[Any], RunWri
             **_save_params(write.output.saved),
             **new_params(write.output.new),
         }
-        return (await conn.execute(query, params)).first() is not None
+        return (await query.execute(conn, params)).first() is not None
 
 
 def _save_params(saved: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def _save_params(saved: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     return params
 
 
-def _if_unchanged(write: RunWrite) -> sa.Select[Any]:
+def _if_unchanged(write: RunWrite) -> Prepared:
     """The run's UPDATE on the condition that its row is the version read, and the
     output's statements only if that UPDATE matched: one row back if it did."""
     return _build(
@@ -124,9 +124,7 @@ def _if_unchanged(write: RunWrite) -> sa.Select[Any]:
 # (building a statement, and its cache key, costs more than its round trip). No
 # parameter is named after a column: SQLAlchemy would add it to each UPDATE's SET.
 @functools.cache
-def _build(
-    columns: tuple[str, ...], saved: tuple[str, ...], new: tuple[str, ...]
-) -> sa.Select[Any]:
+def _build(columns: tuple[str, ...], saved: tuple[str, ...], new: tuple[str, ...]) -> Prepared:
     values: dict[str, Any] = {
         "data": sa.bindparam("run_data", type_=R.data.type),
         "status": sa.bindparam("run_status", type_=R.status.type),
@@ -154,4 +152,4 @@ def _build(
             .returning(table.c.id)
         )
         saves.append(save.cte(f"saved_{position}"))
-    return sa.select(moved.c.project_id).add_cte(*saves, *inserts_from(moved, new))
+    return Prepared(sa.select(moved.c.project_id).add_cte(*saves, *inserts_from(moved, new)))

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from threadline.domain.run_status import RunStatus
 from threadline.errors import ConflictError
 from threadline.storage import tables
+from threadline.storage.prepared import Prepared
 from threadline.storage.repository import Repository
-from threadline.storage.sqlite_fast.prepared import Prepared
 
 runs = Repository(tables.runs, "run")
 steps = Repository(tables.run_steps, "run step")
@@ -117,7 +117,7 @@ async def insert_output_if_held(
         return True
     query = _held_inserts(tuple(kind for kind, _data in objects))
     params = {"_run_id": run_id, "_worker_id": worker_id, **new_params(objects)}
-    return (await conn.execute(query, params)).first() is not None
+    return (await query.execute(conn, params)).first() is not None
 
 
 async def insert_new(
@@ -130,7 +130,7 @@ async def insert_new(
 
 
 @functools.cache
-def _held_inserts(kinds: tuple[str, ...]) -> sa.Select[Any]:
+def _held_inserts(kinds: tuple[str, ...]) -> Prepared:
     """``insert_output_if_held``'s statement for objects of these kinds, built once
     (building one, and its cache key, costs more than its round trip)."""
     holder = (
@@ -143,7 +143,7 @@ def _held_inserts(kinds: tuple[str, ...]) -> sa.Select[Any]:
         .with_for_update()
         .cte("holder")
     )
-    return sa.select(holder.c.project_id).add_cte(*inserts_from(holder, kinds))
+    return Prepared(sa.select(holder.c.project_id).add_cte(*inserts_from(holder, kinds)))
 
 
 _NEW_COLUMNS = ("id", "project_id", "thread_id", "run_id", "created_at", "data")

@@ -1,14 +1,21 @@
-"""Statements built once, executed straight on SQLite's driver when they can be.
+"""Statements built once, executed straight on the database's driver when they can be.
 
-Through SQLAlchemy, each statement of a run costs several times what SQLite takes to
-run it: a greenlet, an execution context, parameter and result processing, event
-dispatch. A run executes about fifteen, so that overhead was a third of the server's
-CPU per run. Inside a transaction on an inline SQLite connection (``inline_sqlite``)
-a ``Prepared`` statement runs on ``sqlite3`` at once, compiled the first time (for
-INSERT and UPDATE, once per set of value names), its JSON values encoded and
-decoded here as SQLAlchemy's ``JSON`` type does. Anywhere else
-(PostgreSQL, a connection outside a transaction, an engine that logs its SQL) it
-goes through SQLAlchemy unchanged, so both paths read and write the same rows.
+Through SQLAlchemy, each statement of a run costs several times what the database
+takes to run it: a greenlet, an execution context, parameter and result processing,
+event dispatch. A run executes about ten, so that overhead was a third of the
+server's CPU per run on SQLite and more on PostgreSQL. A ``Prepared`` statement is
+compiled the first time (for INSERT and UPDATE, once per set of value names) and
+then runs:
+
+- inside a transaction on an inline SQLite connection (``sqlite_fast``), on
+  ``sqlite3`` at once, its JSON values encoded and decoded here as SQLAlchemy's
+  ``JSON`` type does;
+- on PostgreSQL, inside a transaction or in autocommit, on asyncpg under SQLAlchemy's
+  connection (``asyncpg_direct``);
+- anywhere else (a connection outside a transaction, plain aiosqlite, an engine that
+  logs its SQL) through SQLAlchemy unchanged.
+
+Every path reads and writes the same rows.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from threadline.storage import asyncpg_direct
 from threadline.storage.sqlite_fast.inline import sqlite_of
 
 _REQUIRED = object()  # a parameter with no value of its own: the call must give one
@@ -65,7 +73,7 @@ class Prepared:
 
     def __init__(self, statement: sa.Select[Any] | sa.UpdateBase) -> None:
         self.statement = statement
-        self._compiled: dict[tuple[str, ...] | None, _Compiled] = {}
+        self._compiled: dict[tuple[str, tuple[str, ...] | None], _Compiled] = {}
         self._row: Any = None
         if isinstance(statement, sa.Select):
             columns = list(statement.selected_columns)
@@ -79,6 +87,9 @@ class Prepared:
         params = params or {}
         sqlite = _inline_sqlite(conn)
         if sqlite is None:
+            postgres = asyncpg_direct.asyncpg_of(conn)
+            if postgres is not None:
+                return await self._execute_on_asyncpg(conn, postgres, params)
             result = await conn.execute(self.statement, dict(params))
             if not result.returns_rows:
                 return Rows([], result.rowcount)
@@ -87,12 +98,7 @@ class Prepared:
             make = self._row._make if self._row is not None else tuple
             return Rows([make(tuple(row)) for row in result], result.rowcount)
         compiled = self._compile(conn.dialect, params)
-        values = []
-        for name, given, is_json in compiled.binds:
-            value = params.get(name, given)
-            if value is _REQUIRED:
-                raise sa.exc.InvalidRequestError(f"A value is required for parameter {name!r}.")
-            values.append(json.dumps(value) if is_json else value)
+        values = _values(compiled, params)
         try:
             cursor = sqlite.execute(compiled.sql, values)
             try:
@@ -118,14 +124,39 @@ class Prepared:
             decoded.append(make(row))
         return Rows(decoded, count)
 
+    async def _execute_on_asyncpg(
+        self, conn: AsyncConnection, adapted: Any, params: Mapping[str, Any]
+    ) -> Rows:
+        compiled = self._compile(conn.dialect, params)
+        # JSON goes as the text SQLAlchemy's JSON type writes; the dialect's codec
+        # decodes JSON columns of the rows.
+        values = _values(compiled, params)
+        rows, count = await asyncpg_direct.fetch(conn, adapted, compiled.sql, values)
+        if compiled.row is None:
+            return Rows([], count)
+        make = compiled.row._make
+        return Rows([make(tuple(row)) for row in rows], count)
+
     def _compile(self, dialect: Dialect, params: Mapping[str, Any]) -> _Compiled:
         # INSERT and UPDATE name their columns after the values given; a SELECT's
-        # text is the same whatever they are.
+        # text is the same whatever they are. One statement may serve both engines.
         keys = tuple(params) if isinstance(self.statement, sa.UpdateBase) else None
-        found = self._compiled.get(keys)
+        found = self._compiled.get((dialect.name, keys))
         if found is None:
-            found = self._compiled[keys] = _compile(self.statement, dialect, keys, self._row)
+            found = _compile(self.statement, dialect, keys, self._row)
+            self._compiled[(dialect.name, keys)] = found
         return found
+
+
+def _values(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
+    """The statement's parameters in order, JSON ones encoded."""
+    values = []
+    for name, given, is_json in compiled.binds:
+        value = params.get(name, given)
+        if value is _REQUIRED:
+            raise sa.exc.InvalidRequestError(f"A value is required for parameter {name!r}.")
+        values.append(json.dumps(value) if is_json else value)
+    return values
 
 
 def _compile(
@@ -148,9 +179,10 @@ def _compile(
     return _Compiled(compiled.string, tuple(binds), row, json_columns)
 
 
-# What ``sqlite3`` takes and gives back as SQLAlchemy would (JSON is converted here).
-# Anything else (booleans read back as 0/1, dates, decimals, enums, binary, vectors)
-# would silently differ from the SQLAlchemy path, so a statement using it is refused.
+# What ``sqlite3`` and asyncpg take and give back as SQLAlchemy would (JSON is
+# converted here, and decoded by the dialect's codec on asyncpg). Anything else
+# (booleans read back as 0/1, dates, decimals, enums, binary, vectors) would silently
+# differ from the SQLAlchemy path, so a statement using it is refused.
 _CONVERTIBLE = (sa.String, sa.Integer, sa.Float, sa.JSON, sa.types.NullType)
 
 
@@ -163,7 +195,7 @@ def _check_convertible(type_: Any, what: str) -> None:
         raise UnsupportedType(f"{what}: a decimal Float is not converted by the fast path")
     if isinstance(type_, sa.Enum) or not isinstance(type_, _CONVERTIBLE):
         raise UnsupportedType(
-            f"{what}: {type_!r} is not converted by the SQLite fast path; "
+            f"{what}: {type_!r} is not converted by the fast path; "
             "run this statement through SQLAlchemy"
         )
 
