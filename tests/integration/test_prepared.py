@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.storage import tables
 from threadline.storage.db import Database
@@ -164,6 +165,28 @@ async def test_a_lost_postgres_connection_is_invalidated_not_reused(db: Database
         async with db.read() as conn:
             row = (await THREAD_DATA.execute(conn, {"thread_id": "thread_j"})).first()
         assert row.data == {"id": "thread_j"}
+
+
+async def test_a_statement_the_schema_changed_under_is_prepared_again(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("asyncpg's prepared statements")
+    async with db.write() as conn:
+        await INSERT_THREAD.execute(conn, thread("thread_k"))
+
+    async def read(conn: AsyncConnection) -> object:
+        async with conn.begin():
+            return (await THREAD_DATA.execute(conn, {"thread_id": "thread_k"})).first()
+
+    async with db.engine.connect() as conn:
+        await read(conn)  # prepared on this connection, and kept
+        async with db.engine.connect() as admin:  # a migration changes a column read
+            await admin.execute(sa.text("ALTER TABLE threads ALTER COLUMN created_at TYPE integer"))
+            await admin.commit()
+        with pytest.raises(sa.exc.DBAPIError, match="cached statement"):
+            await read(conn)
+        row = await read(conn)
+    assert row is not None
+    assert row.created_at == 7
 
 
 def test_types_the_fast_path_cannot_convert_are_refused_when_built() -> None:

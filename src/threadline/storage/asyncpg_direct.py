@@ -15,7 +15,8 @@ statement; SQLAlchemy commits or rolls it back), the dialect's cache of prepared
 statements, its JSON codecs (a JSON value goes as the text SQLAlchemy's JSON type
 writes; a JSON column comes back decoded by the codec), and its errors (an asyncpg
 error is raised as the ``sqlalchemy.exc`` error SQLAlchemy raises for it; a lost
-connection is invalidated so that the pool does not hand it out again).
+connection is invalidated so that the pool does not hand it out again; a statement
+the schema changed under drops the cached statements).
 
 It leans on the asyncpg dialect's connection adapter (its lock, transaction and
 statement cache), which SQLAlchemy does not document: the version is pinned, and
@@ -90,6 +91,11 @@ async def _raise_as_sqlalchemy(
     try:
         adapter._handle_exception(error)  # raises the dialect's DB-API error for it
     except dbapi.Error as translated:
+        if isinstance(translated, (dbapi.InvalidCachedStatementError, dbapi.InternalServerError)):
+            # As SQLAlchemy's execution does: the schema changed under the cached
+            # statements (a migration), so every connection prepares them again.
+            dialect: Any = conn.dialect
+            dialect._invalidate_schema_cache()
         disconnected = conn.dialect.is_disconnect(translated, adapter, None)
         wrapped = sa.exc.DBAPIError.instance(
             sql,
