@@ -255,6 +255,23 @@ def test_a_call_pressed_by_the_gate_must_act_on_something_of_the_requests() -> N
     ]
 
 
+def test_a_pressed_call_takes_its_values_from_the_last_message() -> None:
+    """After the living room's lights were dimmed, "Thanks!" (which the gate may score
+    over its call level) is not another dimming with the earlier message's values."""
+    earlier = [
+        ChatMessage("user", "Dim the living room lights to 20."),
+        ChatMessage("assistant", "The living room lights are at 20."),
+    ]
+    thanks = [*earlier, ChatMessage("user", "Thanks!")]
+    for p_call, made in ((0.01, []), (0.9, ["control_lights"])):  # pressed; the model's own
+        call, _engine = _call(None, thanks)
+        call.pressed = p_call < 0.15
+        assert [c.name for c in call._calls() or []] == made
+    call, _engine = _call(None, [*earlier, ChatMessage("user", "The living room again.")])
+    call.pressed = True
+    assert [c.name for c in call._calls() or []] == ["control_lights"]
+
+
 def test_after_tool_results_an_extra_call_far_from_the_request_is_not_made() -> None:
     """ASK reads like several requests (its comma), so after the thermostat's result
     another function may be called; the lights, far from it, are not."""

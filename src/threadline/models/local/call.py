@@ -184,9 +184,13 @@ class ModelCall:
                 # cool it down to 20" is not also the lights'.
                 and self._rerouted(call) is None
             )
-        if self.pressed and not carries_values(call, plan.tools):
+        if self.pressed and not (
+            carries_values(call, plan.tools) and grounded(call, plan.tools, plan.question)
+        ):
             # Pressed on a model that would not call, a call must act on something
-            # of the request's: "Good morning!" is not get_current_time().
+            # of the request's, the last message's: "Good morning!" is not
+            # get_current_time(), and after the bathroom's temperature was read,
+            # "Thanks! Say goodbye." is not another reading of it.
             return False
         if call.name == FILE_SEARCH and not search_worthy(call):
             return False
