@@ -23,6 +23,7 @@ from threadline.models.local.calls import ParsedCall, matches_schema, parse_tool
 from threadline.models.local.grammar import calls_grammar, json_grammar
 from threadline.models.local.planning import plan_request
 from threadline.models.local.policy import (
+    acts_on,
     adds_information,
     all_repeats,
     grounded,
@@ -521,3 +522,14 @@ def test_find_variant() -> None:
         is local_assets.VARIANTS["qwen2.5-coder-1.5b"]
     )
     assert local_assets.find_variant("gpt-4o") is None
+
+
+def test_a_call_acts_on_a_message_that_names_one_of_its_values() -> None:
+    reading = ParsedCall("get_sensor_reading", {"room": "living_room", "sensor": "humidity"})
+    assert acts_on(reading, "What about humidity there?")  # an enum value
+    assert acts_on(reading, "And the living room?")  # "living_room" by its words
+    assert not acts_on(reading, "Thanks! Say goodbye.")
+    assert not acts_on(ParsedCall("get_current_time", {}), "Good morning!")
+    dimmed = ParsedCall("control_lights", {"room": "hall", "brightness": 20, "on": True})
+    assert acts_on(dimmed, "make it 20")
+    assert not acts_on(dimmed, "make it 200")  # a number as a whole, booleans not at all

@@ -33,6 +33,7 @@ from threadline.models.local.planning import Plan, plan_request
 from threadline.models.local.policy import (
     CODE_INTERPRETER,
     FILE_SEARCH,
+    acts_on,
     adds_information,
     all_repeats,
     carries_values,
@@ -184,13 +185,12 @@ class ModelCall:
                 # cool it down to 20" is not also the lights'.
                 and self._rerouted(call) is None
             )
-        if self.pressed and not (
-            carries_values(call, plan.tools) and grounded(call, plan.tools, plan.question)
-        ):
+        if self.pressed and not (carries_values(call, plan.tools) and acts_on(call, plan.question)):
             # Pressed on a model that would not call, a call must act on something
             # of the request's, the last message's: "Good morning!" is not
             # get_current_time(), and after the bathroom's temperature was read,
-            # "Thanks! Say goodbye." is not another reading of it.
+            # "Thanks! Say goodbye." is not another reading of it ("What about
+            # humidity there?" is).
             return False
         if call.name == FILE_SEARCH and not search_worthy(call):
             return False

@@ -142,6 +142,19 @@ def carries_values(call: ParsedCall, tools: Sequence[FunctionTool]) -> bool:
     return bool(_call_values(call, tools))
 
 
+def acts_on(call: ParsedCall, text: str) -> bool:
+    """Whether one of the call's argument values, an enum value included, is in
+    ``text``, by more than half of its words: "What about humidity there?" names the
+    sensor of ``get_sensor_reading(room="bathroom", sensor="humidity")``, "Thanks!"
+    nothing of it."""
+    words = _words(text)
+    for value in _values(call.arguments, None):
+        parts = _words(value.lower())  # "living_room" is "living" and "room"
+        if parts and len(parts & words) * 2 > len(parts):
+            return True
+    return False
+
+
 def written_numbers(text: str) -> set[float]:
     """The numbers ``text`` writes in digits ("1,200", "6.5", "-3")."""
     found = set()
