@@ -26,7 +26,7 @@ statement cache), which SQLAlchemy does not document: the version is pinned, and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
@@ -85,26 +85,22 @@ async def _raise_as_sqlalchemy(
     sql: str,
     values: Sequence[Any],
     error: Exception,
-) -> None:
-    dbapi = conn.dialect.loaded_dbapi
+) -> NoReturn:
+    dialect: Any = conn.dialect  # the dialect's and the adapter's internals are not typed
     adapter: Any = adapted
+    dbapi = dialect.loaded_dbapi
     try:
         adapter._handle_exception(error)  # raises the dialect's DB-API error for it
     except dbapi.Error as translated:
         if isinstance(translated, (dbapi.InvalidCachedStatementError, dbapi.InternalServerError)):
             # As SQLAlchemy's execution does: the schema changed under the cached
             # statements (a migration), so every connection prepares them again.
-            dialect: Any = conn.dialect
             dialect._invalidate_schema_cache()
-        disconnected = conn.dialect.is_disconnect(translated, adapter, None)
+        disconnected = dialect.is_disconnect(translated, adapter, None)
         wrapped = sa.exc.DBAPIError.instance(
-            sql,
-            tuple(values),
-            translated,
-            dbapi.Error,
-            dialect=conn.dialect,
-            connection_invalidated=disconnected,
-        )
+            sql, tuple(values), translated, dbapi.Error,
+            dialect=dialect, connection_invalidated=disconnected,
+        )  # fmt: skip
         if disconnected:
             await conn.invalidate(wrapped)
         raise wrapped from error
