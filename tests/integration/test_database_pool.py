@@ -68,3 +68,19 @@ async def test_only_a_connection_idle_a_while_is_pinged(
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
     assert await backend_pid(pg) == pid
     assert len(pings) == 1
+
+
+async def test_the_connection_given_back_last_is_handed_out_next(pg: Database) -> None:
+    # A burst opens three connections; given back one after another, the one given
+    # back last is the one used next, and again after that: under light load the
+    # others stay idle instead of taking turns, each turn pinged once idle a while.
+    opened: list[int] = []
+    async with pg.read() as first, pg.read() as second, pg.read() as third:
+        for conn in (first, second, third):
+            opened.append(
+                int((await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one())
+            )
+    # Given back in reverse order of opening (the context managers unwind): the
+    # first one opened went back last.
+    assert len(set(opened)) == 3
+    assert [await backend_pid(pg) for _ in range(4)] == [opened[0]] * 4

@@ -4,10 +4,12 @@ and writes the same rows."""
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tests.support.servers import PG_ADMIN_URL
 from threadline.storage import tables
 from threadline.storage.db import Database
 from threadline.storage.prepared import Prepared, UnsupportedType
@@ -145,13 +147,15 @@ async def test_a_transaction_begun_by_a_direct_statement_is_rolled_back_on_error
 async def test_a_lost_postgres_connection_is_invalidated_not_reused(db: Database) -> None:
     if db.is_sqlite:
         pytest.skip("PostgreSQL's server ends the connection")
-    async with db.engine.connect() as admin:
-        async with db.write() as conn:
-            await INSERT_THREAD.execute(conn, thread("thread_j"))
-            pid = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
-        # The pool keeps that connection; end its server process.
-        await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        await admin.commit()
+    async with db.write() as conn:
+        await INSERT_THREAD.execute(conn, thread("thread_j"))
+        pid = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
+    # The pool keeps that connection; end its server process (from outside the pool).
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid) is True
+    finally:
+        await admin.close()
 
     async def read_until_it_fails() -> None:
         for _ in range(30):  # any pooled connection may be the one ended

@@ -71,7 +71,13 @@ class Database:
             # "overflow" connection as soon as it is checked in, so a pool of 10 with
             # 20 overflow opened and closed a connection (a TCP handshake, an SSL
             # probe, a backend process forked) for each transaction past the tenth.
-            kwargs.update(pool_size=30, max_overflow=0)
+            # Handed out last in, first out: the connection given back last is the
+            # one taken next, so under light load a few connections do all the work
+            # and are never idle long enough to be pinged (three round trips on
+            # asyncpg), while the rest sit idle until a burst needs them. First in,
+            # first out, every connection a burst opened went round in turn, and
+            # most transactions were pinged.
+            kwargs.update(pool_size=30, max_overflow=0, pool_use_lifo=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         # The same pool, its connections marked as writers from the start (setting
         # the option on each connection costs a call into the dialect each time).
