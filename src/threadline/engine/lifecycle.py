@@ -8,10 +8,10 @@ written, the run saved with a compare-and-set on its status; then, after the
 commit, its events are published. A move that cannot be made raises a
 ``TransitionRefused`` saying why, and writes nothing.
 
-A turn's end, the one move of every run, may first be tried without the lock
-(``storage.run_writes``): planned the same way from the row as read, and written in
-one statement only if the row has not changed since; if it has, the move is made
-the locked way as above.
+A claim and a turn's end, the moves of every run, may first be tried without the
+lock (``storage.run_writes``): planned the same way from the row as read, and
+written in one statement only if the row has not changed since (the claim's reads
+follow it); if it has, the move is made the locked way as above.
 
 Every move is shielded from cancellation and awaited to its end: a turn cancelled
 while it writes its final status (a lost lease, a cancel, a shutdown) still leaves
@@ -145,6 +145,8 @@ class _Plan:
     add_usage: Usage | None
     columns: dict[str, Any] | None
     output_closed: bool
+    # May be tried without the lock first (``_write_unlocked``): ``work`` only reads.
+    unlocked: bool
 
 
 @dataclass
@@ -195,20 +197,32 @@ class Lifecycle:
         return claimed, history
 
     async def claim(self, run_id: str, worker: str, lease_until: float, read: Work) -> Move:
-        """queued → in_progress under ``worker``'s lease; ``read`` reads, in the same
-        transaction, what the turn needs. A run past its expiry is refused
-        (``RunExpired``): it never started."""
+        """queued → in_progress under ``worker``'s lease; ``read`` reads what the
+        turn needs once the run is claimed. A run past its expiry is refused
+        (``RunExpired``): it never started.
 
-        async def checked(conn: AsyncConnection, project: str, run: dict[str, Any]) -> Events:
+        Where the database offers it the claim is written without locking the run
+        (as a turn's end is), and ``read`` runs after it, in autocommit: what it
+        reads cannot change between the claim and the read, as a thread with an
+        active run takes no messages and only the lease's holder writes the run's
+        steps. If the read fails, the claimed run's lease lapses and the sweeper
+        hands it back, as for a worker that died."""
+
+        def unexpired(run: dict[str, Any]) -> None:
             if run.get("expires_at") is not None and int(run["expires_at"]) <= stamp(self.clock):
                 raise RunExpired(run_id, CLAIM)
+
+        async def checked(conn: AsyncConnection, project: str, run: dict[str, Any]) -> Events:
+            unexpired(run)  # the locked way: before reading
             return await read(conn, project, run)
 
         return await self._apply(
             CLAIM,
             run_id,
             work=checked,
+            change=unexpired,  # the unlocked way: before writing
             columns={"lease_owner": worker, "lease_expires_at": lease_until},
+            unlocked=True,
         )
 
     async def hand_back(
@@ -248,6 +262,7 @@ class Lifecycle:
             # Earlier turns' steps ended when their tool outputs came, or were dropped
             # on a hand-back: what is unfinished is this turn's, which ``work`` ends.
             output_closed=True,
+            unlocked=True,
         )
 
     async def end_incomplete(self, run_id: str, worker: str, reason: str) -> Move:
@@ -300,12 +315,15 @@ class Lifecycle:
         add_usage: Usage | None = None,
         columns: dict[str, Any] | None = None,
         output_closed: bool = False,
+        unlocked: bool = False,
     ) -> Move:
-        plan = _Plan(move, run_id, lease, work, ended, change, add_usage, columns, output_closed)
+        plan = _Plan(
+            move, run_id, lease, work, ended, change, add_usage, columns, output_closed, unlocked
+        )
         return await shielded(self._write(plan))
 
     async def _write(self, plan: _Plan) -> Move:
-        moved = await self._write_unlocked(plan) if plan.ended is not None else None
+        moved = await self._write_unlocked(plan) if plan.unlocked else None
         if moved is None:
             moved = await self._write_locked(plan)
         target, run = plan.move.target, moved.run
@@ -338,26 +356,30 @@ class Lifecycle:
         return moved
 
     async def _write_unlocked(self, plan: _Plan) -> Move | None:
-        """The move of a turn's end planned from the run's row as read, and written
-        only if the row is unchanged when it is written (``run_writes``); None when
-        it was not written (refused, changed meanwhile, or not offered by this
-        database): the locked way then makes it, or refuses it, from the row as it
-        is once locked."""
-        assert plan.ended is not None
-        ended = plan.ended
+        """The move planned from the run's row as read, and written only if the row
+        is unchanged when it is written (``run_writes``), its ``work`` (a read) done
+        after it; None when it was not written (refused, changed meanwhile, or not
+        offered by this database): the locked way then makes it, or refuses it,
+        from the row as it is once locked."""
+        ended = plan.ended or TurnEnd()
         planned: list[Move] = []
 
         def write(row: Any) -> run_writes.RunWrite | None:
             try:
                 moved = self._start(plan, row)
+                moved.events.extend(ended.events)
+                extra = self._conclude(plan, moved)
             except TransitionRefused:
                 return None
-            moved.events.extend(ended.events)
-            extra = self._conclude(plan, moved)
             planned.append(moved)
             return run_writes.RunWrite(moved.run, extra, ended.output)
 
-        written = await run_writes.write_unlocked(self.db, plan.run_id, write)
+        async def then(conn: AsyncConnection, project_id: str) -> None:
+            if plan.work is not None:
+                moved = planned[-1]
+                moved.events.extend(await plan.work(conn, project_id, moved.run))
+
+        written = await run_writes.write_unlocked(self.db, plan.run_id, write, then)
         return planned[-1] if written else None
 
     def _start(self, plan: _Plan, row: Any) -> Move:

@@ -16,7 +16,7 @@ way would have made from the same row, at the moment of the statement.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,13 +72,19 @@ async def write_output(conn: AsyncConnection, project_id: str, output: Output) -
             await save_message(conn, data)
 
 
-async def write_unlocked(db: Database, run_id: str, plan: Callable[[Any], RunWrite | None]) -> bool:
+async def write_unlocked(
+    db: Database,
+    run_id: str,
+    plan: Callable[[Any], RunWrite | None],
+    then: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
+) -> bool:
     """Read the run's row without locking it, ``plan`` a write from it (the row has
     ``runs.lock_run``'s fields), and make that write in one statement if the row is
-    still the version read. False when nothing was written: there is no such run,
-    ``plan`` declined (``None``), the row changed meanwhile, or the database is
-    SQLite (whose write transactions are local calls made one at a time: there the
-    locked way costs no round trips)."""
+    still the version read; ``then`` (with the connection and the run's project) once
+    it is written, on the same connection in autocommit. False when nothing was
+    written: there is no such run, ``plan`` declined (``None``), the row changed
+    meanwhile, or the database is SQLite (whose write transactions are local calls
+    made one at a time: there the locked way costs no round trips)."""
     if db.is_sqlite:
         return False
     async with db.single_write() as conn:
@@ -99,7 +105,11 @@ async def write_unlocked(db: Database, run_id: str, plan: Callable[[Any], RunWri
             **_save_params(write.output.saved),
             **new_params(write.output.new),
         }
-        return (await query.execute(conn, params)).first() is not None
+        if (await query.execute(conn, params)).first() is None:
+            return False
+        if then is not None:
+            await then(conn, str(row.project_id))
+        return True
 
 
 def _save_params(saved: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -6,11 +6,11 @@ way's."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from tests.integration.engine.unlocked import between_read_and_write
 from threadline.domain.run_status import COMPLETE
 from threadline.engine.lifecycle import LeaseLost
 from threadline.engine.output import TurnOutput
@@ -18,40 +18,6 @@ from threadline.models.base import Usage
 from threadline.schemas.run import ModifyRunRequest
 from threadline.storage import run_writes
 from threadline.storage import runs as store
-
-Meanwhile = Callable[[], Awaitable[None]]
-
-
-class _ReadThen:
-    """``run_writes``' read of the run's row, then ``meanwhile`` (before the write)."""
-
-    def __init__(self, read: Any, meanwhile: Meanwhile) -> None:
-        self.read = read
-        self.meanwhile = meanwhile
-        self.reads = 0
-
-    async def execute(self, conn: Any, params: Any) -> Any:
-        rows = await self.read.execute(conn, params)
-        self.reads += 1
-        await self.meanwhile()
-        return rows
-
-
-def between_read_and_write(
-    engine: str, monkeypatch: pytest.MonkeyPatch, meanwhile: Meanwhile
-) -> Callable[[], Awaitable[None]]:
-    """Make ``meanwhile`` happen after a turn's end read the run and before it
-    writes it: on PostgreSQL inside the unlocked read; on SQLite, which has none
-    (its turn's end reads and writes in one locked transaction), before the turn's
-    end begins (the returned call, to await just before it)."""
-    if engine == "postgres":
-        monkeypatch.setattr(run_writes, "_READ", _ReadThen(run_writes._READ, meanwhile))
-
-        async def nothing() -> None:
-            pass
-
-        return nothing
-    return meanwhile
 
 
 async def test_metadata_set_while_a_turn_ends_is_kept(
