@@ -58,6 +58,11 @@ _DIRECTIONS = {
     tool_text(SEARCH): 0.1,
     "Good morning!": 0.0,
     tool_text(CLOCK): 1.2,
+    # Follow-ups, as the gate and the router see them: about the thermostat.
+    "And the living room, 20 again?": 0.0,
+    "Thanks!": 0.0,
+    "Great, bye.": 0.0,
+    "Set the living room to 20 again.": 0.0,
 }
 
 
@@ -211,14 +216,16 @@ def _run(
     need_weights: list[float],
     ask: str = ASK,
     tools: tuple[FunctionTool, ...] = (LIGHTS, THERMOSTAT),
+    earlier: tuple[ChatMessage, ...] = (),
 ) -> list[ModelEvent | BaseException | None]:
-    """A whole auto call of ``ask``, the model's call probability and the gate's
-    weights given (ASK's vector is (1, 0): its need is the logistic of the first)."""
+    """A whole auto call of ``ask`` (after ``earlier``), the model's call probability
+    and the gate's weights given (ASK's vector is (1, 0): its need is the logistic
+    of the first)."""
     events: list[ModelEvent | BaseException | None] = []
     gate = NeedGate(Embedder(), {"embedder": "t", "veto": 0.35, "bias": 0.0,
                                  "weights": need_weights})  # fmt: skip
     request = ModelRequest(
-        model="m", messages=[ChatMessage("user", ask)], tools=list(tools),
+        model="m", messages=[*earlier, ChatMessage("user", ask)], tools=list(tools),
         parallel_tool_calls=False,
     )  # fmt: skip
     engine = Engine(p_call)
@@ -339,3 +346,45 @@ def test_the_real_router_knows_what_a_request_is_about() -> None:
     assert router.better_than(umbrella, "convert_currency", tools) == weather
     assert router.better_than(umbrella, "get_weather", tools) is None
     assert router.better_than(yen, "convert_currency", tools) is None
+
+
+# A conversation that set the living room's thermostat, read its result and answered.
+_SET = '{"room": "living room", "temperature": 20}'
+_EARLIER = (
+    ChatMessage("user", "Set the living room to 20."),
+    ChatMessage("assistant", tool_calls=(ToolCall("call_1", "set_thermostat", _SET),)),
+    ChatMessage("tool", '{"ok": true}', tool_call_id="call_1"),
+    ChatMessage("assistant", "The living room is set to 20."),
+)
+
+
+def _called(events: list[ModelEvent | BaseException | None]) -> list[str]:
+    return [e.name for e in events if isinstance(e, ToolCallDelta) and e.name]
+
+
+def test_a_follow_up_the_gate_lets_through_is_tried_as_a_call() -> None:
+    """0.45: over the veto, under the level that presses a first request's call. In a
+    conversation that has made calls, a follow-up is tried as one, which is kept if
+    it acts on the follow-up; a thank-you gets none."""
+    follow_up = "And the living room, 20 again?"
+    assert _called(_run(p_call=0.01, need_weights=[-0.2, 0.0], ask=follow_up)) == []
+    after = _run(p_call=0.01, need_weights=[-0.2, 0.0], ask=follow_up, earlier=_EARLIER)
+    assert _called(after) == ["set_thermostat"]
+    thanks = _run(p_call=0.01, need_weights=[-0.2, 0.0], ask="Thanks!", earlier=_EARLIER)
+    assert _called(thanks) == []
+    assert "".join(e.text for e in thanks if isinstance(e, TextDelta)) == "It is done."
+    # Under the veto a follow-up is answered in text, calls or not.
+    vetoed = _run(p_call=0.9, need_weights=[-2.0, 0.0], ask=follow_up, earlier=_EARLIER)
+    assert _called(vetoed) == []
+
+
+def test_a_call_repeating_an_earlier_one_must_act_on_the_last_message() -> None:
+    """The model's own call of the thermostat again, as set before: not for "Great,
+    bye.", which names nothing of it; for a message that asks for it again, yes."""
+    bye = _run(p_call=0.9, need_weights=[1.0, 0.0], ask="Great, bye.", tools=(THERMOSTAT,),
+               earlier=_EARLIER)  # fmt: skip
+    assert _called(bye) == []
+    assert "".join(e.text for e in bye if isinstance(e, TextDelta)) == "It is done."
+    again = _run(p_call=0.9, need_weights=[1.0, 0.0], ask="Set the living room to 20 again.",
+                 tools=(THERMOSTAT,), earlier=_EARLIER)  # fmt: skip
+    assert _called(again) == ["set_thermostat"]
