@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.support.servers import PG_ADMIN_URL
+from threadline.storage import db as db_module
 from threadline.storage import tables
 from threadline.storage.db import Database
 from threadline.storage.prepared import Prepared, UnsupportedType
@@ -144,9 +145,14 @@ async def test_a_transaction_begun_by_a_direct_statement_is_rolled_back_on_error
     assert ids == ["thread_i"]
 
 
-async def test_a_lost_postgres_connection_is_invalidated_not_reused(db: Database) -> None:
+async def test_a_lost_postgres_connection_is_invalidated_not_reused(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if db.is_sqlite:
         pytest.skip("PostgreSQL's server ends the connection")
+    # However slow the machine, the ended connection is handed out unpinged (a ping
+    # would find it gone and replace it before any statement fails).
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 3600.0)
     async with db.write() as conn:
         await INSERT_THREAD.execute(conn, thread("thread_j"))
         pid = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar()

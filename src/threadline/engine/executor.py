@@ -87,8 +87,9 @@ class Executor:
         seen: list[_Seen] = []
 
         async def read(conn: AsyncConnection, project: str, run: dict[str, Any]) -> Events:
-            # In the claim's own transaction: the turn gets what it reads without a
-            # transaction of its own.
+            # With the claim (in its transaction, or just before its unlocked write):
+            # the turn gets what it reads without a transaction of its own. Read
+            # again if the unlocked write did not go through: the last read counts.
             seen.append(await _read_turn(conn, project, run, self.toolbox))
             return []
 
@@ -105,7 +106,7 @@ class Executor:
         except TransitionRefused as refused:
             log.debug("%s", refused)  # another worker has it, or it was cancelled
             return
-        await self._execute_claimed(claimed.run, claimed.counted, seen[0])
+        await self._execute_claimed(claimed.run, claimed.counted, seen[-1])
 
     async def claim_new(self, conn: AsyncConnection, project: str, run: dict[str, Any]) -> Claimed:
         """Store a new ``queued`` run already claimed, inside the transaction that

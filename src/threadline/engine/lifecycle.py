@@ -11,7 +11,7 @@ commit, its events are published. A move that cannot be made raises a
 A claim and a turn's end, the moves of every run, may first be tried without the
 lock (``storage.run_writes``): planned the same way from the row as read, and
 written in one statement only if the row has not changed since (the claim's reads
-follow it); if it has, the move is made the locked way as above.
+just before it); if it has, the move is made the locked way as above.
 
 Every move is shielded from cancellation and awaited to its end: a turn cancelled
 while it writes its final status (a lost lease, a cancel, a shutdown) still leaves
@@ -147,6 +147,9 @@ class _Plan:
     output_closed: bool
     # May be tried without the lock first (``_write_unlocked``): ``work`` only reads.
     unlocked: bool
+    # Refuses the move (raises a ``TransitionRefused``) from the run as it would
+    # become, before anything is read or written.
+    guard: Change | None
 
 
 @dataclass
@@ -198,29 +201,25 @@ class Lifecycle:
 
     async def claim(self, run_id: str, worker: str, lease_until: float, read: Work) -> Move:
         """queued → in_progress under ``worker``'s lease; ``read`` reads what the
-        turn needs once the run is claimed. A run past its expiry is refused
-        (``RunExpired``): it never started.
+        turn needs as the run is claimed. A run past its expiry is refused
+        (``RunExpired``): it never started, and nothing is read.
 
         Where the database offers it the claim is written without locking the run
-        (as a turn's end is), and ``read`` runs after it, in autocommit: what it
-        reads cannot change between the claim and the read, as a thread with an
-        active run takes no messages and only the lease's holder writes the run's
-        steps. If the read fails, the claimed run's lease lapses and the sweeper
-        hands it back, as for a worker that died."""
+        (as a turn's end is), ``read`` in autocommit just before the write: what it
+        read still holds when the write finds the run's row unchanged, as a thread
+        with an active run takes no messages and only the lease's holder writes the
+        run's steps. If the write does not go through, the locked way claims or
+        refuses the run and ``read`` reads again."""
 
         def unexpired(run: dict[str, Any]) -> None:
             if run.get("expires_at") is not None and int(run["expires_at"]) <= stamp(self.clock):
                 raise RunExpired(run_id, CLAIM)
 
-        async def checked(conn: AsyncConnection, project: str, run: dict[str, Any]) -> Events:
-            unexpired(run)  # the locked way: before reading
-            return await read(conn, project, run)
-
         return await self._apply(
             CLAIM,
             run_id,
-            work=checked,
-            change=unexpired,  # the unlocked way: before writing
+            work=read,
+            guard=unexpired,
             columns={"lease_owner": worker, "lease_expires_at": lease_until},
             unlocked=True,
         )
@@ -316,9 +315,20 @@ class Lifecycle:
         columns: dict[str, Any] | None = None,
         output_closed: bool = False,
         unlocked: bool = False,
+        guard: Change | None = None,
     ) -> Move:
         plan = _Plan(
-            move, run_id, lease, work, ended, change, add_usage, columns, output_closed, unlocked
+            move,
+            run_id,
+            lease,
+            work,
+            ended,
+            change,
+            add_usage,
+            columns,
+            output_closed,
+            unlocked,
+            guard,
         )
         return await shielded(self._write(plan))
 
@@ -356,11 +366,11 @@ class Lifecycle:
         return moved
 
     async def _write_unlocked(self, plan: _Plan) -> Move | None:
-        """The move planned from the run's row as read, and written only if the row
-        is unchanged when it is written (``run_writes``), its ``work`` (a read) done
-        after it; None when it was not written (refused, changed meanwhile, or not
-        offered by this database): the locked way then makes it, or refuses it,
-        from the row as it is once locked."""
+        """The move planned from the run's row as read, its ``work`` (a read) done,
+        and written only if the row is unchanged when it is written
+        (``run_writes``); None when it was not written (refused, changed meanwhile,
+        or not offered by this database): the locked way then makes it, or refuses
+        it, from the row as it is once locked."""
         ended = plan.ended or TurnEnd()
         planned: list[Move] = []
 
@@ -374,12 +384,12 @@ class Lifecycle:
             planned.append(moved)
             return run_writes.RunWrite(moved.run, extra, ended.output)
 
-        async def then(conn: AsyncConnection, project_id: str) -> None:
+        async def read(conn: AsyncConnection, project_id: str) -> None:
             if plan.work is not None:
                 moved = planned[-1]
                 moved.events.extend(await plan.work(conn, project_id, moved.run))
 
-        written = await run_writes.write_unlocked(self.db, plan.run_id, write, then)
+        written = await run_writes.write_unlocked(self.db, plan.run_id, write, read)
         return planned[-1] if written else None
 
     def _start(self, plan: _Plan, row: Any) -> Move:
@@ -397,6 +407,8 @@ class Lifecycle:
         key = _RUN_STAMP.get(target)
         if key and (target != S.IN_PROGRESS or run.get(key) is None):
             run[key] = stamp(self.clock)
+        if plan.guard is not None:
+            plan.guard(run)
         return Move(run, Usage(int(row.prompt_tokens), int(row.completion_tokens)))
 
     def _conclude(self, plan: _Plan, moved: Move) -> dict[str, Any]:

@@ -76,15 +76,15 @@ async def write_unlocked(
     db: Database,
     run_id: str,
     plan: Callable[[Any], RunWrite | None],
-    then: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
+    before: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
 ) -> bool:
     """Read the run's row without locking it, ``plan`` a write from it (the row has
     ``runs.lock_run``'s fields), and make that write in one statement if the row is
-    still the version read; ``then`` (with the connection and the run's project) once
-    it is written, on the same connection in autocommit. False when nothing was
-    written: there is no such run, ``plan`` declined (``None``), the row changed
-    meanwhile, or the database is SQLite (whose write transactions are local calls
-    made one at a time: there the locked way costs no round trips)."""
+    still the version read; ``before`` (with the connection and the run's project),
+    once planned, runs on the same connection in autocommit before the write. False
+    when nothing was written: there is no such run, ``plan`` declined (``None``), the
+    row changed meanwhile, or the database is SQLite (whose write transactions are
+    local calls made one at a time: there the locked way costs no round trips)."""
     if db.is_sqlite:
         return False
     async with db.single_write() as conn:
@@ -94,6 +94,8 @@ async def write_unlocked(
         write = plan(row)
         if write is None:
             return False
+        if before is not None:
+            await before(conn, str(row.project_id))
         query = _if_unchanged(write)
         params = {
             "_run_id": run_id,
@@ -105,11 +107,7 @@ async def write_unlocked(
             **_save_params(write.output.saved),
             **new_params(write.output.new),
         }
-        if (await query.execute(conn, params)).first() is None:
-            return False
-        if then is not None:
-            await then(conn, str(row.project_id))
-        return True
+        return (await query.execute(conn, params)).first() is not None
 
 
 def _save_params(saved: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
