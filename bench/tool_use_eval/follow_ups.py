@@ -7,10 +7,10 @@ Microsoft?") and a text answer when it does not ("Thanks, that's all.")?
 
 The cases live in ``cases/follow_ups.yaml``. Each follow-up is one model call through
 the backend as a server builds it (the tool-need gate and the tool router on), at
-temperature 0, with the conversation so far: the first request, the call, its result
-and the answer. A follow-up passes when the reply calls exactly the function it needs
-(its arguments are not judged), or none when it needs none. Not a test: nothing is
-asserted.
+temperature 0, with the conversation so far as a run on the thread shows it: the
+first request and the answer (``--calls``: the call and its result between them). A
+follow-up passes when the reply calls exactly the function it needs (its arguments
+are not judged), or none when it needs none. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -41,16 +41,20 @@ from threadline.wiring import sentence_embedder
 CASES = Path(__file__).parent / "cases" / "follow_ups.yaml"
 
 
-def conversation(case: dict[str, Any], follow_up: str) -> list[ChatMessage]:
-    [(name, arguments)] = case["called"].items()
-    call = ToolCall("call_1", name, json.dumps(arguments))
-    return [
-        ChatMessage("user", case["ask"]),
-        ChatMessage("assistant", tool_calls=(call,)),
-        ChatMessage("tool", json.dumps(case["result"]), tool_call_id="call_1"),
-        ChatMessage("assistant", case["answer"]),
-        ChatMessage("user", follow_up),
-    ]
+def conversation(case: dict[str, Any], follow_up: str, calls: bool) -> list[ChatMessage]:
+    """The thread as a run on it shows it to the model: the earlier messages' text
+    (a run's calls and their results are its own, not the thread's); with ``calls``,
+    the earlier call and its result too, as a client keeping the whole exchange
+    would send it."""
+    earlier = [ChatMessage("user", case["ask"])]
+    if calls:
+        [(name, arguments)] = case["called"].items()
+        call = ToolCall("call_1", name, json.dumps(arguments))
+        earlier += [
+            ChatMessage("assistant", tool_calls=(call,)),
+            ChatMessage("tool", json.dumps(case["result"]), tool_call_id="call_1"),
+        ]
+    return [*earlier, ChatMessage("assistant", case["answer"]), ChatMessage("user", follow_up)]
 
 
 async def reply(backend: Any, request: ModelRequest) -> tuple[str | None, str]:
@@ -91,7 +95,7 @@ async def evaluate(args: argparse.Namespace) -> int:
             for follow_up, needed in case["follow"]:
                 request = ModelRequest(
                     model="gpt-4o-mini",
-                    messages=conversation(case, follow_up),
+                    messages=conversation(case, follow_up, args.calls),
                     tools=[tools[name] for name in case["tools"]],
                     temperature=0.0,
                 )
@@ -121,6 +125,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, help="THREADLINE_LOCAL_THREADS")
     parser.add_argument("--data-dir", default=os.environ.get("THREADLINE_DATA_DIR", "data"))
     parser.add_argument("-v", "--verbose", action="store_true", help="show held-out cases too")
+    parser.add_argument(
+        "--calls", action="store_true", help="the earlier call and its result in the conversation"
+    )
     return asyncio.run(evaluate(parser.parse_args()))
 
 

@@ -61,8 +61,6 @@ _DIRECTIONS = {
     # Follow-ups, as the gate and the router see them: about the thermostat.
     "And the living room, 20 again?": 0.0,
     "Thanks!": 0.0,
-    "Great, bye.": 0.0,
-    "Set the living room to 20 again.": 0.0,
 }
 
 
@@ -348,12 +346,10 @@ def test_the_real_router_knows_what_a_request_is_about() -> None:
     assert router.better_than(yen, "convert_currency", tools) is None
 
 
-# A conversation that set the living room's thermostat, read its result and answered.
-_SET = '{"room": "living room", "temperature": 20}'
+# A thread that asked for the living room's thermostat and was answered: as a run
+# sees an earlier run's turn, in text.
 _EARLIER = (
     ChatMessage("user", "Set the living room to 20."),
-    ChatMessage("assistant", tool_calls=(ToolCall("call_1", "set_thermostat", _SET),)),
-    ChatMessage("tool", '{"ok": true}', tool_call_id="call_1"),
     ChatMessage("assistant", "The living room is set to 20."),
 )
 
@@ -363,8 +359,8 @@ def _called(events: list[ModelEvent | BaseException | None]) -> list[str]:
 
 
 def test_a_follow_up_the_gate_lets_through_is_tried_as_a_call() -> None:
-    """0.45: over the veto, under the level that presses a first request's call. In a
-    conversation that has made calls, a follow-up is tried as one, which is kept if
+    """0.45: over the veto, under the level that presses a first request's call. A
+    follow-up (the assistant has answered before) is tried as one, which is kept if
     it acts on the follow-up; a thank-you gets none."""
     follow_up = "And the living room, 20 again?"
     assert _called(_run(p_call=0.01, need_weights=[-0.2, 0.0], ask=follow_up)) == []
@@ -373,18 +369,6 @@ def test_a_follow_up_the_gate_lets_through_is_tried_as_a_call() -> None:
     thanks = _run(p_call=0.01, need_weights=[-0.2, 0.0], ask="Thanks!", earlier=_EARLIER)
     assert _called(thanks) == []
     assert "".join(e.text for e in thanks if isinstance(e, TextDelta)) == "It is done."
-    # Under the veto a follow-up is answered in text, calls or not.
+    # Under the veto a follow-up is answered in text, however likely the model's call.
     vetoed = _run(p_call=0.9, need_weights=[-2.0, 0.0], ask=follow_up, earlier=_EARLIER)
     assert _called(vetoed) == []
-
-
-def test_a_call_repeating_an_earlier_one_must_act_on_the_last_message() -> None:
-    """The model's own call of the thermostat again, as set before: not for "Great,
-    bye.", which names nothing of it; for a message that asks for it again, yes."""
-    bye = _run(p_call=0.9, need_weights=[1.0, 0.0], ask="Great, bye.", tools=(THERMOSTAT,),
-               earlier=_EARLIER)  # fmt: skip
-    assert _called(bye) == []
-    assert "".join(e.text for e in bye if isinstance(e, TextDelta)) == "It is done."
-    again = _run(p_call=0.9, need_weights=[1.0, 0.0], ask="Set the living room to 20 again.",
-                 tools=(THERMOSTAT,), earlier=_EARLIER)  # fmt: skip
-    assert _called(again) == ["set_thermostat"]

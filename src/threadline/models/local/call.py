@@ -145,14 +145,14 @@ class ModelCall:
         not name the tool ("any news on T-8802?"); the call the grammar then makes
         still goes through the router and the checks.
 
-        Once the conversation has calls, any request the gate lets through is tried
-        as a call: a follow-up ("And Microsoft?", "What about humidity there?") is
-        too short for the gate to judge, and the model answers it in the pattern of
-        its last answer, with values it makes up. The call is kept only if it acts
-        on the follow-up (``_acceptable``)."""
+        A follow-up (the assistant has answered before) the gate lets through is
+        tried as a call at any score: "And Microsoft?" or "What about humidity
+        there?" is too short for the gate to judge, and the model answers it in the
+        pattern of its last answer, with values it makes up. The call is kept only
+        if it acts on the follow-up (``_acceptable``)."""
         if self.need is None:
             return False
-        return bool(self.plan.previous_calls) or self.need >= CALL_WHEN_NEEDED
+        return self.plan.follows_up or self.need >= CALL_WHEN_NEEDED
 
     def _finish(self, reason: FinishReason) -> None:
         self.emit(Finish(reason, Usage(self.prompt_tokens, self.used)))
@@ -199,11 +199,6 @@ class ModelCall:
             # get_current_time(), and after the bathroom's temperature was read,
             # "Thanks! Say goodbye." is not another reading of it ("What about
             # humidity there?" is).
-            return False
-        if all_repeats([call], plan.previous_calls) and not acts_on(call, plan.question):
-            # The model's own call, repeating one the conversation made, for a
-            # message that names none of its values: "Great, bye." after a parcel
-            # was tracked is not tracking it again.
             return False
         if call.name == FILE_SEARCH and not search_worthy(call):
             return False

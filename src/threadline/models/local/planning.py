@@ -37,6 +37,9 @@ class Plan:
     """Functions already called since the last user message."""
     question: str
     """The last user message."""
+    follows_up: bool
+    """The assistant has answered before in this conversation: the last user message
+    goes on from there ("And Microsoft?")."""
     context: str
     """The conversation's text without tool results, to check arguments against."""
     results: tuple[str, ...] = ()
@@ -100,6 +103,7 @@ def plan_request(request: ModelRequest) -> Plan:
         ),
         turn_functions=frozenset(c.name for m in messages[last_user + 1 :] for c in m.tool_calls),
         question=last_question(messages),
+        follows_up=any(m.role == "assistant" for m in messages[: max(last_user, 0)]),
         context="\n".join(m.content for m in messages if m.content and m.role != "tool"),
         results=tuple(m.content or "" for m in messages[last_user + 1 :] if m.role == "tool"),
         search_query=search_query,
