@@ -55,7 +55,12 @@ from threadline.settings import Settings
 
 
 def probe(
-    engine: Engine, case: Case, toolset: ToolSet, gate: NeedGate, route: ToolRouter | None
+    engine: Engine,
+    case: Case,
+    toolset: ToolSet,
+    gate: NeedGate,
+    route: ToolRouter | None,
+    ask_model: bool = True,
 ) -> dict[str, Any]:
     request = ModelRequest(
         model="gpt-4o-mini", messages=messages_for(case, toolset), tools=toolset.tools,
@@ -66,7 +71,7 @@ def probe(
     started = time.perf_counter()
     engine.prefill(call.prompt, stop)
     p_call = engine.call_probability(call.plan.json_mode, stop)
-    p_yes = decision_probability(engine, call.plan.prompt, stop)
+    p_yes = decision_probability(engine, call.plan.prompt, stop) if ask_model else float("nan")
     if call.plan.search_query is not None:
         calls = [ParsedCall(FILE_SEARCH, {"query": call.plan.search_query})]
     else:
@@ -165,6 +170,11 @@ def main() -> int:
     parser.add_argument("--guidance", help="try this tool instruction instead of the shipped one")
     parser.add_argument("--no-route", action="store_true", help="without the tool router")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--no-ask",
+        action="store_true",
+        help="skip asking the model whether a function is needed (p_yes)",
+    )
     args = parser.parse_args()
     if args.guidance is not None:
         prompt.TOOL_GUIDANCE = args.guidance
@@ -186,7 +196,7 @@ def main() -> int:
     )
     rows = []
     for case in cases:
-        row = probe(engine, case, toolsets[case.toolset], gate, route)
+        row = probe(engine, case, toolsets[case.toolset], gate, route, not args.no_ask)
         rows.append(row)
         if args.out:
             with args.out.open("a") as sink:

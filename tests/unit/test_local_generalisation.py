@@ -184,3 +184,15 @@ def test_a_call_of_codes_alone_is_judged_on_them() -> None:
     joke = ParsedCall("get_stock_price", {"symbol": "AAPL"})
     assert not grounded(joke, [STOCK], "Tell me a short joke.")
     assert grounded(joke, [STOCK], "How is AAPL doing?")
+
+
+def test_a_code_made_of_a_named_word_is_grounded_by_it() -> None:
+    amazon = ParsedCall("get_stock_price", {"symbol": "AMZN"})
+    assert grounded(amazon, [STOCK], "How's Amazon stock doing?")
+    assert grounded(amazon, [STOCK], "Microsoft and Amazon, please.", strict=True)
+    # the letters must come in order, from the word's first
+    assert not grounded(amazon, [STOCK], "How's Zaman doing?")
+    assert not grounded(ParsedCall("get_stock_price", {"symbol": "AAPL"}), [STOCK],
+                        "How's Apple doing?")  # fmt: skip
+    assert not grounded(ParsedCall("get_stock_price", {"symbol": "MZN"}), [STOCK],
+                        "How's Amazon doing?")  # fmt: skip

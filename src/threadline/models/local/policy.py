@@ -86,9 +86,27 @@ def _value_grounded(value: str, text: str, words: set[str], strict: bool) -> boo
         hits = len(parts & words)
     else:
         hits = sum(part in words or _near(part, words) for part in parts)
-    return value in text or (
-        bool(parts) and (hits == len(parts) if strict else hits * 2 > len(parts))
+    return (
+        value in text
+        or (bool(parts) and (hits == len(parts) if strict else hits * 2 > len(parts)))
+        or _abbreviates(value, words)
     )
+
+
+def _abbreviates(value: str, words: set[str]) -> bool:
+    """Whether ``value`` (lower-cased) is a short code made of a longer word's letters,
+    in order and from its first: a ticker or a country's code for a name the message
+    says ("msft" for "Microsoft", "amzn" for "Amazon", "fr" for "French")."""
+    if not (2 <= len(value) <= 5 and value.isalpha()):
+        return False
+    return any(
+        len(word) > len(value) and word[0] == value[0] and _in_order(value, word) for word in words
+    )
+
+
+def _in_order(letters: str, word: str) -> bool:
+    rest = iter(word)
+    return all(letter in rest for letter in letters)
 
 
 def _near(word: str, words: set[str]) -> bool:
@@ -120,7 +138,9 @@ def grounded(
     its words do. Leniently (the first call) half the values must be grounded, each by
     more than half its words, and upper-case codes are not counted beside other values:
     a request names a currency ("80 dollars in euros") and the call carries its code
-    (``USD``). A call of codes alone is judged on them. Strictly (extra parallel
+    (``USD``). A call of codes alone is judged on them; a code made of a word's
+    letters in order, from its first, is grounded by the word (``MSFT`` by
+    "Microsoft"). Strictly (extra parallel
     calls) every value counts and must be grounded by all of its words. Calls without
     free-form arguments always pass.
     """
@@ -152,6 +172,8 @@ def acts_on(call: ParsedCall, text: str) -> bool:
         parts = _words(value.lower())  # "living_room" is "living" and "room"
         if parts and len(parts & words) * 2 > len(parts):
             return True
+        if _abbreviates(value.strip().lower(), words):
+            return True  # "And Microsoft?" names get_stock_price(symbol="MSFT")
     return False
 
 
