@@ -1,7 +1,7 @@
 """Tool-use evaluation and speed benchmark of the embedded ``local`` model backend.
 
-    python bench/local_model.py                       # 0.5B: eval + speed
-    python bench/local_model.py --model qwen2.5-coder-1.5b --no-speed
+    python bench/local_model.py                       # the default 1.5B: eval + speed
+    python bench/local_model.py --model qwen2.5-coder-0.5b --no-speed
     python bench/local_model.py --only parallel -v    # one category, show every case
 
 The eval set covers the decisions a tool-using assistant makes: call a tool or answer
@@ -869,7 +869,7 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model", default="qwen2.5-coder-0.5b", help="a THREADLINE_LOCAL_MODEL value"
+        "--model", default="qwen2.5-coder-1.5b", help="a THREADLINE_LOCAL_MODEL value"
     )
     parser.add_argument("--data-dir", default=os.environ.get("THREADLINE_DATA_DIR", "data"))
     parser.add_argument("--temperature", type=float, default=None)

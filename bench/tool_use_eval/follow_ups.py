@@ -121,7 +121,7 @@ async def evaluate(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["dev", "heldout"], default="dev")
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b", help="THREADLINE_LOCAL_MODEL")
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="THREADLINE_LOCAL_MODEL")
     parser.add_argument("--threads", type=int, help="THREADLINE_LOCAL_THREADS")
     parser.add_argument("--data-dir", default=os.environ.get("THREADLINE_DATA_DIR", "data"))
     parser.add_argument("-v", "--verbose", action="store_true", help="show held-out cases too")

@@ -308,7 +308,7 @@ async def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--part", choices=("dev", "heldout"), default="dev")
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b", help="THREADLINE_LOCAL_MODEL")
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="THREADLINE_LOCAL_MODEL")
     parser.add_argument("--model-path", type=Path, help="THREADLINE_LOCAL_MODEL_PATH")
     parser.add_argument("--threads", type=int, default=None, help="THREADLINE_LOCAL_THREADS")
     parser.add_argument("--data-dir", default=os.environ.get("THREADLINE_DATA_DIR", "data"))

@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     openai_max_retries: int = Field(default=3, ge=0)
     openai_timeout_seconds: float = Field(default=600.0, gt=0)
     openai_context_window: int = Field(default=128_000, ge=256)
-    local_model: Literal["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"] = "qwen2.5-coder-0.5b"
+    local_model: Literal["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"] = "qwen2.5-coder-1.5b"
     local_model_path: Path | None = None
     """Any GGUF file of your own; skips the assembly of the shipped weights."""
     local_context_window: int = Field(default=8192, ge=512)

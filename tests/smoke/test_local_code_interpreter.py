@@ -29,6 +29,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
         data_dir=DATA_DIR,
         database_url=f"sqlite+aiosqlite:///{db}",
         model_backend="local",
+        local_model="qwen2.5-coder-0.5b",
         api_keys="",
     )
     with serve_in_thread(settings, timeout=120) as url:

@@ -1,4 +1,5 @@
-"""Smoke tests: runs on the real 0.5B model, through a live server and the official
+"""Smoke tests: runs on the real 0.5B model (quicker than the default 1.5B, which
+``test_local_default.py`` drives), through a live server and the official
 SDK, as a user of the README's serve command would drive it (slow; ``-m smoke``).
 
 The weights are assembled once into ``$THREADLINE_DATA_DIR/models`` (default: the
@@ -46,6 +47,7 @@ def local_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         data_dir=DATA_DIR,
         database_url=f"sqlite+aiosqlite:///{db}",
         model_backend="local",
+        local_model="qwen2.5-coder-0.5b",
         api_keys="",
     )
     with serve_in_thread(settings, timeout=120) as url:

