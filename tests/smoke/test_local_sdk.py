@@ -1,6 +1,8 @@
-"""Smoke tests: runs on the real 0.5B model (quicker than the default 1.5B, which
-``test_local_default.py`` drives), through a live server and the official
+"""Smoke tests: runs on the real 0.5B model through a live server and the official
 SDK, as a user of the README's serve command would drive it (slow; ``-m smoke``).
+The 0.5B model is quicker than the default 1.5B model, which the last two tests
+drive as a new user meets it: a request that needs the tool without naming it,
+then a question that needs none.
 
 The weights are assembled once into ``$THREADLINE_DATA_DIR/models`` (default: the
 repository's ``data/``); each test session gets its own database.
@@ -57,6 +59,24 @@ def local_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def local(local_url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=local_url, api_key="dev", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def default_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server on the settings' defaults: the 1.5B model."""
+    db = tmp_path_factory.mktemp("local-default") / "threadline.db"
+    settings = Settings(
+        data_dir=DATA_DIR, database_url=f"sqlite+aiosqlite:///{db}", model_backend="local",
+        api_keys="",
+    )  # fmt: skip
+    assert settings.local_model == "qwen2.5-coder-1.5b"
+    with serve_in_thread(settings, timeout=180) as url:
+        yield url
+
+
+@pytest.fixture
+def default(default_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=default_url, api_key="dev", max_retries=0)
 
 
 def _ask(client: openai.OpenAI, text: str, **assistant: Any) -> tuple[str, str]:
@@ -313,3 +333,44 @@ def test_answers_from_an_uploaded_file(local: openai.OpenAI) -> None:
     [call] = steps[0].step_details.tool_calls
     assert call.type == "file_search"
     assert "7:40" in _reply(local, thread.id)
+
+
+def test_an_implicit_need_is_called_and_answered_from_its_result(default: openai.OpenAI) -> None:
+    assistant = default.beta.assistants.create(
+        model="gpt-4o-mini", instructions="You are a travel assistant.", tools=[WEATHER]
+    )
+    thread = default.beta.threads.create(
+        messages=[{"role": "user", "content": "Is it raining in Lisbon right now?"}]
+    )
+    run = default.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, temperature=0, poll_interval_ms=200
+    )
+    assert run.status == "requires_action", run.last_error
+    assert run.model.startswith("qwen2.5-coder-1.5b")
+    assert run.required_action is not None
+    [call] = run.required_action.submit_tool_outputs.tool_calls
+    assert call.function.name == "get_weather"
+    assert "lisb" in json.loads(call.function.arguments)["city"].lower()
+    done = default.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": '{"sky": "light rain", "temp_c": 14}'}],
+        poll_interval_ms=200,
+    )
+    assert done.status == "completed", done.last_error
+    reply = _reply(default, thread.id)
+    assert "14" in reply
+    assert "rain" in reply.lower()
+
+
+def test_a_general_question_is_answered_in_text(default: openai.OpenAI) -> None:
+    assistant = default.beta.assistants.create(model="gpt-4o-mini", tools=[WEATHER])
+    thread = default.beta.threads.create(
+        messages=[{"role": "user", "content": "What is the capital of France? One word."}]
+    )
+    run = default.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, temperature=0, poll_interval_ms=200
+    )
+    assert run.status == "completed", run.last_error
+    assert run.required_action is None
+    assert "paris" in _reply(default, thread.id).lower()
