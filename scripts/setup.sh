@@ -31,7 +31,7 @@ if [ ! -f "$stamp" ]; then
   if [ "$(cat "$runtime" 2>/dev/null)" != "$CMAKE_ARGS" ]; then
     # Built here with these flags, never taken from pip's wheel cache (a wheel
     # built earlier, with other flags, would be reused as it is).
-    pin=$(grep -o '"llama-cpp-python==[^"]*"' pyproject.toml | tr -d '"')
+    pin=$(grep -o -m1 '"llama-cpp-python==[^"]*"' pyproject.toml | tr -d '"')
     echo "building the local model runtime ($pin, from source with CMAKE_ARGS=$CMAKE_ARGS):" \
       "5 to 15 minutes, once" >&2
     progress "building the local model runtime" \
