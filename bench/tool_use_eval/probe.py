@@ -71,7 +71,7 @@ def probe(
     started = time.perf_counter()
     engine.prefill(call.prompt, stop)
     p_call = engine.call_probability(call.plan.json_mode, stop)
-    p_yes = decision_probability(engine, call.plan.prompt, stop) if ask_model else float("nan")
+    p_yes = decision_probability(engine, call.plan.prompt, stop) if ask_model else None
     if call.plan.search_query is not None:
         calls = [ParsedCall(FILE_SEARCH, {"query": call.plan.search_query})]
     else:
@@ -85,7 +85,8 @@ def probe(
     return {
         "toolset": case.toolset, "kind": case.kind, "ask": case.ask,
         "wants_call": case.kind in CALL_KINDS, "p_call": round(p_call, 4),
-        "p_yes": round(p_yes, 4), "p_need": round(_need(gate, case.ask), 4),
+        "p_yes": None if p_yes is None else round(p_yes, 4),
+        "p_need": round(_need(gate, case.ask), 4),
         "search_planned": call.plan.search_query is not None,
         "calls": out.calls, "call_ok": problem is None if calls else False,
         "carries": bool(calls) and carries_values(calls[0], toolset.tools),
@@ -203,7 +204,7 @@ def main() -> int:
                 sink.write(json.dumps(row) + "\n")
         if args.verbose:
             print(
-                f"  {row['p_call']:.3f} {row['p_yes']:.3f} {case.label}: "
+                f"  {row['p_call']:.3f} {row['p_yes'] or 0:.3f} {case.label}: "
                 f"{row['calls']} {row['problem'] or ''}"
             )
     summary(rows, gate.veto)

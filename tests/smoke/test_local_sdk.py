@@ -65,11 +65,12 @@ def local(local_url: str) -> openai.OpenAI:
 def default_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server on the settings' defaults: the 1.5B model."""
     db = tmp_path_factory.mktemp("local-default") / "threadline.db"
+    default_model = Settings.model_fields["local_model"].default  # whatever the env says
+    assert default_model == "qwen2.5-coder-1.5b"
     settings = Settings(
         data_dir=DATA_DIR, database_url=f"sqlite+aiosqlite:///{db}", model_backend="local",
-        api_keys="",
+        local_model=default_model, api_keys="",
     )  # fmt: skip
-    assert settings.local_model == "qwen2.5-coder-1.5b"
     with serve_in_thread(settings, timeout=180) as url:
         yield url
 

@@ -190,9 +190,21 @@ def test_a_code_made_of_a_named_word_is_grounded_by_it() -> None:
     amazon = ParsedCall("get_stock_price", {"symbol": "AMZN"})
     assert grounded(amazon, [STOCK], "How's Amazon stock doing?")
     assert grounded(amazon, [STOCK], "Microsoft and Amazon, please.", strict=True)
-    # the letters must come in order, from the word's first
+    # the letters come in order, from the word's first to its last
     assert not grounded(amazon, [STOCK], "How's Zaman doing?")
     assert not grounded(ParsedCall("get_stock_price", {"symbol": "AAPL"}), [STOCK],
                         "How's Apple doing?")  # fmt: skip
     assert not grounded(ParsedCall("get_stock_price", {"symbol": "MZN"}), [STOCK],
                         "How's Amazon doing?")  # fmt: skip
+
+
+def test_common_words_ground_no_code() -> None:
+    def stock(symbol: str) -> ParsedCall:
+        return ParsedCall("get_stock_price", {"symbol": symbol})
+
+    assert not grounded(stock("AMZN"), [STOCK], "Amazing, thanks!")  # ends otherwise
+    assert not grounded(stock("PFE"), [STOCK], "Perfect.")
+    assert not grounded(stock("TSLA"), [STOCK], "Translate this.")
+    assert not grounded(stock("USD"), [STOCK], "I used it.")  # two letters longer
+    assert not grounded(stock("amzn"), [STOCK], "How's Amazon?")  # no code: lower case
+    assert not grounded(stock("GE"), [STOCK], "Great!")  # three letters at least

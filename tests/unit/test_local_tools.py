@@ -531,6 +531,7 @@ def test_a_call_acts_on_a_message_that_names_one_of_its_values() -> None:
     assert not acts_on(reading, "Thanks! Say goodbye.")
     assert acts_on(ParsedCall("get_stock_price", {"symbol": "MSFT"}), "And Microsoft?")
     assert not acts_on(ParsedCall("get_stock_price", {"symbol": "MSFT"}), "And Apple?")
+    assert not acts_on(ParsedCall("get_stock_price", {"symbol": "AMZN"}), "Amazing, thanks!")
     assert not acts_on(ParsedCall("get_current_time", {}), "Good morning!")
     dimmed = ParsedCall("control_lights", {"room": "hall", "brightness": 20, "on": True})
     assert acts_on(dimmed, "make it 20")

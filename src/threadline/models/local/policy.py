@@ -66,13 +66,13 @@ def _values(value: Any, schema: Any) -> Iterable[str]:
 
 
 def _call_values(
-    call: ParsedCall, tools: Sequence[FunctionTool], *, codes: bool = True
+    call: ParsedCall, tools: Sequence[FunctionTool], *, codes: bool = True, lower: bool = True
 ) -> list[str]:
-    """The call's free-form values, lower-cased; without upper-case codes ("AMZN",
-    "CHF") unless ``codes``."""
+    """The call's free-form values, lower-cased unless not ``lower``; without
+    upper-case codes ("AMZN", "CHF") unless ``codes``."""
     schema = next((t.parameters for t in tools if t.name == call.name), None)
     values = [v.strip() for v in _values(call.arguments, schema) if v.strip()]
-    return [v.lower() for v in values if codes or not _CODE.fullmatch(v)]
+    return [v.lower() if lower else v for v in values if codes or not _CODE.fullmatch(v)]
 
 
 def _value_grounded(value: str, text: str, words: set[str], strict: bool) -> bool:
@@ -86,21 +86,26 @@ def _value_grounded(value: str, text: str, words: set[str], strict: bool) -> boo
         hits = len(parts & words)
     else:
         hits = sum(part in words or _near(part, words) for part in parts)
-    return (
-        value in text
-        or (bool(parts) and (hits == len(parts) if strict else hits * 2 > len(parts)))
-        or _abbreviates(value, words)
+    return value in text or (
+        bool(parts) and (hits == len(parts) if strict else hits * 2 > len(parts))
     )
 
 
 def _abbreviates(value: str, words: set[str]) -> bool:
-    """Whether ``value`` (lower-cased) is a short code made of a longer word's letters,
-    in order and from its first: a ticker or a country's code for a name the message
-    says ("msft" for "Microsoft", "amzn" for "Amazon", "fr" for "French")."""
-    if not (2 <= len(value) <= 5 and value.isalpha()):
+    """Whether ``value`` is an upper-case code of three to five letters made of a
+    longer word's letters, in order, from its first to its last: a ticker for the
+    name the message says ("MSFT" for "Microsoft", "AMZN" for "Amazon"). The word
+    must be two letters longer than the code, so that "used" is no "USD" and
+    "Amazing" no "AMZN"."""
+    if not (3 <= len(value) <= 5 and _CODE.fullmatch(value)):
         return False
+    code = value.lower()
     return any(
-        len(word) > len(value) and word[0] == value[0] and _in_order(value, word) for word in words
+        len(word) >= len(code) + 2
+        and word[0] == code[0]
+        and word[-1] == code[-1]
+        and _in_order(code[1:-1], word[1:-1])
+        for word in words
     )
 
 
@@ -138,21 +143,22 @@ def grounded(
     its words do. Leniently (the first call) half the values must be grounded, each by
     more than half its words, and upper-case codes are not counted beside other values:
     a request names a currency ("80 dollars in euros") and the call carries its code
-    (``USD``). A call of codes alone is judged on them; a code made of a word's
-    letters in order, from its first, is grounded by the word (``MSFT`` by
-    "Microsoft"). Strictly (extra parallel
-    calls) every value counts and must be grounded by all of its words. Calls without
-    free-form arguments always pass.
+    (``USD``). A call of codes alone is judged on them; a code made of a longer
+    word's letters is grounded by the word (``MSFT`` by "Microsoft",
+    ``_abbreviates``). Strictly (extra parallel calls) every value counts and must be
+    grounded by all of its words. Calls without free-form arguments always pass.
     """
-    values = _call_values(call, tools, codes=strict)
+    values = _call_values(call, tools, codes=strict, lower=False)
     if not values:
         # Only codes, or nothing free-form: codes count after all ("tell me a joke"
         # is not get_stock_price(symbol="AAPL")).
-        values = _call_values(call, tools)
+        values = _call_values(call, tools, lower=False)
         if not values:
             return True
     text, words = context.lower(), _words(context)
-    hits = sum(_value_grounded(v, text, words, strict) for v in values)
+    hits = sum(
+        _value_grounded(v.lower(), text, words, strict) or _abbreviates(v, words) for v in values
+    )
     return hits == len(values) if strict else hits * 2 >= len(values)
 
 
@@ -172,7 +178,7 @@ def acts_on(call: ParsedCall, text: str) -> bool:
         parts = _words(value.lower())  # "living_room" is "living" and "room"
         if parts and len(parts & words) * 2 > len(parts):
             return True
-        if _abbreviates(value.strip().lower(), words):
+        if _abbreviates(value.strip(), words):
             return True  # "And Microsoft?" names get_stock_price(symbol="MSFT")
     return False
 
